@@ -1,0 +1,25 @@
+"""The `meow` command. Each workflow lives in its own module and registers one command or group."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from meow.cli.generate import generate
+from meow.cli.models import models
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """meow: make large language models forget."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # vLLM logs every engine detail at INFO; keep it for -vv.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", ["ERROR", "INFO", "DEBUG"][min(verbose, 2)])
+
+
+main.add_command(models)
+main.add_command(generate)

@@ -1,0 +1,90 @@
+"""Start or join Ray for local runs: everything on 127.0.0.1, token auth, clean shutdown.
+
+Ray binds to the machine's routable address by default; with the cluster flag below it uses the
+loopback address for every server it starts. Ray 2.60 also enables token auth for local clusters;
+we keep it on, with a token under MEOW_HOME that child processes (workers, jobs, a later
+`ray.init(address=...)`) find through the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from meow.models.cache import meow_home
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+def local_ray_env() -> dict[str, str]:
+    """Environment that makes Ray processes bind loopback and share one auth token."""
+    token_path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or meow_home() / "ray" / "auth_token")
+    if not os.environ.get("RAY_AUTH_TOKEN") and not token_path.is_file():
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    env = {
+        # Not a Windows/OSX switch in practice: off means "single-node, loopback only".
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    if not os.environ.get("RAY_AUTH_TOKEN"):
+        env["RAY_AUTH_TOKEN_PATH"] = str(token_path)
+    return env
+
+
+@contextmanager
+def ray_session(
+    num_cpus: int | None = None, address: str | None = None, metrics_export_port: int | None = None
+) -> Iterator[None]:
+    """Use the Ray already initialised, join `address` (or RAY_ADDRESS), or start a local one.
+
+    Only a Ray this call started is shut down on exit.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    else:
+        _set_ray_env(local_ray_env())
+        extra = {"_metrics_export_port": metrics_export_port} if metrics_export_port else {}
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address=LOOPBACK,
+            logging_level=logging.WARNING,
+            **extra,
+        )
+        log.info("started local Ray on %s with %s CPUs", LOOPBACK, ray.cluster_resources().get("CPU"))
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _set_ray_env(env: dict[str, str]) -> None:
+    """Set Ray's environment in this process, also when `ray` was imported before.
+
+    Ray reads these once, at import: the loopback switch into a Python constant, the auth settings
+    into its C++ core, which has to be told to read them again (what `ray.init` itself does when it
+    turns token auth on). Pinned to Ray 2.60.
+    """
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    os.environ.update(env)
+    ray_constants.ENABLE_RAY_CLUSTER = env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1"
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

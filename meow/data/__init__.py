@@ -1,0 +1,17 @@
+"""Question/answer records: readers for local and remote files, and the packaged TOFU splits."""
+
+from meow.data.readers import FORMATS, FieldMapping, read_records
+from meow.data.records import DataError, QARecord
+from meow.data.tofu import SPLITS, load_qa, load_tofu, tofu_path
+
+__all__ = [
+    "FORMATS",
+    "SPLITS",
+    "DataError",
+    "FieldMapping",
+    "QARecord",
+    "load_qa",
+    "load_tofu",
+    "read_records",
+    "tofu_path",
+]

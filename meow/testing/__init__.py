@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks that must not touch a model hub."""

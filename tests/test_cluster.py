@@ -1,0 +1,48 @@
+"""Local Ray binds loopback only and uses token auth."""
+
+import ipaddress
+import os
+
+
+def test_local_ray_is_on_loopback_with_token_auth(ray_local):
+    nodes = ray_local.nodes()
+    assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    gcs = ray_local.get_runtime_context().gcs_address
+    assert gcs.startswith("127.0.0.1:")
+
+
+def test_ray_processes_listen_on_loopback_only(ray_local):
+    import psutil
+
+    ray_pids = {p.pid for p in psutil.process_iter(["name", "cmdline"]) if _is_ray_process(p)}
+    assert ray_pids, "no Ray processes found"
+    listening = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in ray_pids
+    ]
+    assert listening
+    assert all(_is_loopback(c.laddr.ip) for c in listening), listening
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _is_ray_process(p) -> bool:
+    name = p.info["name"] or ""
+    cmd = " ".join(p.info["cmdline"] or [])
+    return name in ("gcs_server", "raylet") or "ray::" in name or "ray/_private" in cmd or "ray/dashboard" in cmd
+
+
+def test_tasks_get_one_thread_per_cpu(ray_local):
+    @ray_local.remote(num_cpus=1)
+    def threads():
+        import torch
+
+        return torch.get_num_threads()
+
+    assert ray_local.get(threads.remote()) == 1

@@ -9,6 +9,7 @@ import click
 
 from meow.cli.generate import generate
 from meow.cli.models import models
+from meow.cli.unlearn import run_stage, unlearn
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,5 @@ def main(verbose: int) -> None:
 
 main.add_command(models)
 main.add_command(generate)
+main.add_command(unlearn)
+main.add_command(run_stage)

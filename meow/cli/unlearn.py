@@ -1,0 +1,79 @@
+"""`meow unlearn` (every stage of a spec) and `meow run` (one stage)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from meow.pipeline.spec import STAGE_ORDER, PipelineSpec, SpecError, load_spec_file
+
+
+def default_run_dir(spec: PipelineSpec) -> str:
+    return str(Path(os.environ.get("MEOW_RUNS", "runs")) / spec.name)
+
+
+def _load(spec_path: str, forget: str | None) -> PipelineSpec:
+    try:
+        spec = load_spec_file(spec_path)
+    except SpecError as e:
+        raise click.ClickException(str(e)) from None
+    if forget:
+        spec = spec.model_copy(update={"forget": spec.forget.model_copy(update={"source": forget})})
+    return spec
+
+
+def _execute(spec: PipelineSpec, run_dir: str | None, only: list[str] | None, force: bool) -> None:
+    from meow.pipeline.driver import run_pipeline
+
+    run = run_pipeline(spec, run_dir or default_run_dir(spec), only=only, force=force)
+    # Last line: where everything is (scripts and the platform read it).
+    click.echo(run.location)
+
+
+spec_argument = click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+run_dir_option = click.option("--run-dir", help="Run directory (local or s3://); default runs/<spec name>.")
+forget_option = click.option("--forget", help="Forget set: a TOFU split name or a file/URI (overrides the spec).")
+force_option = click.option("--force", is_flag=True, help="Recompute even if finished with the same inputs.")
+
+
+@click.command()
+@spec_argument
+@run_dir_option
+@forget_option
+@force_option
+def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool) -> None:
+    """Run every stage of SPEC (a pipelines/*.yaml file); a rerun resumes."""
+    _execute(_load(spec_path, forget), run_dir, None, force)
+
+
+@click.command("run")
+@click.argument("stage", type=click.Choice(STAGE_ORDER))
+@spec_argument
+@run_dir_option
+@forget_option
+@force_option
+def run_stage(stage: str, spec_path: str, run_dir: str | None, forget: str | None, force: bool) -> None:
+    """Run one STAGE of SPEC (its inputs must be finished in the run directory)."""
+    spec = _load(spec_path, forget)
+    if stage not in spec.stages:
+        raise click.ClickException(f"stage {stage!r} is not in this spec's stages {list(spec.stages)}")
+    _execute(spec, run_dir, [stage], force)
+
+
+@click.group()
+def pipeline_main() -> None:
+    """Pipeline entrypoint for Ray jobs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+pipeline_main.add_command(unlearn, "run")
+
+
+@pipeline_main.command()
+def schema() -> None:
+    """Print the JSON schema of pipeline specs (published as pipelines/schema.json)."""
+    click.echo(json.dumps(PipelineSpec.model_json_schema(), indent=2))

@@ -1,0 +1,95 @@
+"""The driver: runs a spec's stages in order, skipping the ones already finished with the same inputs.
+
+A stage's inputs hash covers its own config, the manifests of the stages it reads and the forget
+set; a rerun recomputes a stage only when that hash changed, and everything downstream of a
+recomputed stage follows. A failing stage leaves the earlier stages' artifacts and manifests intact,
+and its own partial artifacts for the rerun to resume from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from typing import Any
+
+from meow.cluster import ray_session
+from meow.pipeline.rundir import RunDir, stable_hash, versions
+from meow.pipeline.spec import PipelineSpec
+from meow.pipeline.stage import Stage, StageContext, load_stage
+from meow.telemetry import gauge
+
+log = logging.getLogger("meow.pipeline")
+
+
+def inputs_hash(stage: Stage, run: RunDir) -> str:
+    upstream = {}
+    for name in stage.reads:
+        if name in stage.spec.stages:
+            manifest = run.manifest(name) or {}
+            upstream[name] = manifest.get("completion")
+    return stable_hash({"stage": stage.name, "config": stage.config(), "forget": stage.spec.forget.model_dump(), "upstream": upstream})
+
+
+def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = None, force: bool = False) -> RunDir:
+    """Run (or resume) `spec` in the run directory at `location`; returns it when every stage finished."""
+    run = RunDir(location)
+    run.pull()
+    (run.path / "spec.yaml").write_text(spec.to_yaml())
+    names = [s for s in spec.stages if only is None or s in only]
+    run.update_status(state="running", name=spec.name, location=run.location, stages={n: {"state": "pending"} for n in names})
+    run.log("run_started", stages=names, versions=versions())
+    with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
+        for name in names:
+            _run_stage(load_stage(name)(spec), run, force=force)
+    run.update_status(state="succeeded", stage=None)
+    run.log("run_finished")
+    run.push()
+    return run
+
+
+def _run_stage(stage: Stage, run: RunDir, force: bool) -> None:
+    name = stage.name
+    wanted = inputs_hash(stage, run)
+    done = run.manifest(name)
+    if done and done.get("inputs_hash") == wanted and not force:
+        log.info("stage %s: already finished with the same inputs, skipped", name)
+        run.update_status(stage=name, stages={name: {"state": "skipped"}})
+        run.log("stage_skipped", stage=name)
+        gauge("meow_pipeline_stage_progress_ratio", 1.0, "Fraction of a stage done", stage=name)
+        return
+    # Any earlier completion is stale from here on: its downstream must not trust it.
+    run.clear_manifest(name)
+    started = time.time()
+    run.update_status(stage=name, stages={name: {"state": "running", "started": started}})
+    run.log("stage_started", stage=name, inputs_hash=wanted)
+    log.info("stage %s: running", name)
+    ctx = StageContext(spec=stage.spec, run=run, dir=run.stage_dir(name), log=logging.getLogger(f"meow.{name}"))
+    try:
+        summary = stage.run(ctx)
+    except BaseException as error:
+        seconds = round(time.time() - started, 2)
+        # The error's type and the traceback's locations; messages may quote data, so they stay in the
+        # local log only.
+        run.update_status(state="failed", stages={name: {"state": "failed", "seconds": seconds, "error": type(error).__name__}})
+        run.log("stage_failed", stage=name, seconds=seconds, error=type(error).__name__, trace=traceback.format_exc())
+        raise
+    seconds = round(time.time() - started, 2)
+    manifest: dict[str, Any] = {
+        "stage": name,
+        "inputs_hash": wanted,
+        "config": stage.config(),
+        "completion": uuid.uuid4().hex,
+        "started": started,
+        "seconds": seconds,
+        "versions": versions(),
+        "summary": summary,
+    }
+    run.write_manifest(name, manifest)
+    run.update_status(stages={name: {"state": "succeeded", "seconds": seconds}})
+    run.log("stage_finished", stage=name, seconds=seconds)
+    gauge("meow_pipeline_stage_progress_ratio", 1.0, "Fraction of a stage done", stage=name)
+    gauge("meow_pipeline_stage_duration_seconds", seconds, "Wall time of the last run of a stage", stage=name)
+    run.push(name)
+    log.info("stage %s: finished in %.1f s", name, seconds)

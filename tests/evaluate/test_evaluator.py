@@ -1,0 +1,62 @@
+"""The evaluator on a tiny model with real vLLM actors: scores checked against a hand-written forward pass."""
+
+import pytest
+
+from meow.evaluate.config import EvaluateConfig
+from meow.evaluate.evaluator import evaluate_model, model_metrics, read_per_example, write_per_example
+from meow.evaluate.tofu import answer_ids, forget_split, options_split, prompt_ids, retain_split
+
+CONFIG = EvaluateConfig(max_length=96, actors=2, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_model_dir, ray_local):
+    splits = [forget_split("forget01", 3), retain_split(2), options_split("real_authors", 2), options_split("world_facts", 2)]
+    return evaluate_model(str(tiny_model_dir), splits, CONFIG, label="tiny"), splits
+
+
+def _forward_logprob(model, prompt, answer):
+    """Summed log-prob of `answer` after `prompt`, straight from a transformers forward pass."""
+    import torch
+
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
+    return sum(logprobs[len(prompt) + i - 1, token].item() for i, token in enumerate(answer))
+
+
+def test_scores_match_a_forward_pass_of_the_training_format(evaluated, tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    per_example, splits = evaluated
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    for split in splits:
+        records = per_example[split.name]
+        assert [r["index"] for r in records] == [e.index for e in split.examples]
+        example, record = split.examples[0], records[0]
+        prompt = prompt_ids(tokenizer, example.question)
+        answer = answer_ids(tokenizer, prompt, example.answer, CONFIG.max_length)
+        assert record["answer_tokens"] == len(answer)
+        assert record["answer_logprob"] == pytest.approx(_forward_logprob(model, prompt, answer), abs=1e-3)
+        last = answer_ids(tokenizer, prompt, example.perturbed[-1], CONFIG.max_length)
+        assert record["perturbed_logprob"][-1] == pytest.approx(_forward_logprob(model, prompt, last), abs=1e-3)
+        assert len(record["perturbed_logprob"]) == len(example.perturbed)
+        # Greedy generation fills at most the reference's total length of prompt + output.
+        assert len(prompt) + record["generated_tokens"] <= CONFIG.max_length
+        if record["finish_reason"] == "length":
+            assert len(prompt) + record["generated_tokens"] == CONFIG.max_length
+    # Real authors' truth-ratio base is the answer itself: the same score.
+    for record in per_example["real_authors"]:
+        assert record["base_logprob"] == record["answer_logprob"]
+
+
+def test_metrics_recompute_from_the_saved_files_without_the_model(evaluated, tmp_path):
+    per_example, _ = evaluated
+    write_per_example(tmp_path, per_example)
+    reloaded = read_per_example(tmp_path)
+    assert reloaded == per_example
+    oracle = [r["truth_ratio"] for r in reloaded["forget"]]
+    assert model_metrics(reloaded, oracle) == model_metrics(per_example, oracle)
+    assert model_metrics(reloaded, oracle)["forget_quality"] == 1.0

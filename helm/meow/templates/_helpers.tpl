@@ -42,6 +42,10 @@ app.kubernetes.io/part-of: meow
 {{ .Values.store.sqlite.existingClaim | default (printf "%s-store" (include "meow.fullname" .)) }}
 {{- end }}
 
+{{- define "meow.metricsSecretName" -}}
+{{ .Values.metricsToken.existingSecret | default (printf "%s-metrics-token" (include "meow.fullname" .)) }}
+{{- end }}
+
 {{/* The PersistentVolumeClaim of run directories in `artifacts.type: pvc` (one per namespace). */}}
 {{- define "meow.artifactsClaimName" -}}
 meow-artifacts
@@ -75,8 +79,9 @@ merge, which treats an explicit 0 (`gpus: 0`) as missing and takes the default i
 {{- end }}
 
 {{/*
-Tenants with every omitted field filled from tenantDefaults, as YAML `{tenants: [...]}`:
-each `{name, namespace, quota, limits, jobs, clusterQueue, s3CredentialsSecret}`.
+Tenants with every omitted field filled in, as YAML `{tenants: [...]}`: each
+`{name, namespace, quota, limits, clusterQueue}`. The namespace follows the control plane's
+`kuberay.namespace_template`, which the chart sets to the same prefix.
 */}}
 {{- define "meow.tenants" -}}
 {{- $out := list }}
@@ -86,20 +91,17 @@ each `{name, namespace, quota, limits, jobs, clusterQueue, s3CredentialsSecret}`
 {{- fail (printf "tenant %q is listed twice" .name) }}
 {{- end }}
 {{- $_ := set $seen .name true }}
-{{- $t := dict
+{{- $out = append $out (dict
   "name" .name
-  "namespace" (.namespace | default (printf "%s%s" $.Values.tenantNamespacePrefix .name))
+  "namespace" (printf "%s%s" $.Values.tenantNamespacePrefix .name)
   "quota" (include "meow.withDefaults" (list .quota $.Values.tenantDefaults.quota) | fromYaml)
   "limits" (include "meow.withDefaults" (list .limits $.Values.tenantDefaults.limits) | fromYaml)
-  "jobs" (include "meow.withDefaults" (list .jobs $.Values.tenantDefaults.jobs) | fromYaml)
-  "clusterQueue" (.clusterQueue | default $.Values.kueue.clusterQueue)
-  "s3CredentialsSecret" (.s3CredentialsSecret | default $.Values.artifacts.s3.credentialsSecret) }}
-{{- $out = append $out $t }}
+  "clusterQueue" (.clusterQueue | default $.Values.kueue.clusterQueue)) }}
 {{- end }}
 {{- toYaml (dict "tenants" $out) }}
 {{- end }}
 
-{{/* One resolved tenant by name (`dict "root" $ "name" "..."`); an empty name means the first. */}}
+{{/* One resolved tenant by name (`dict "root" $ "name" "..." "for" "<value>"`); no name: the first. */}}
 {{- define "meow.tenant" -}}
 {{- $tenants := (include "meow.tenants" .root | fromYaml).tenants }}
 {{- if not $tenants }}
@@ -118,46 +120,72 @@ each `{name, namespace, quota, limits, jobs, clusterQueue, s3CredentialsSecret}`
 {{- toYaml $found }}
 {{- end }}
 
-{{/*
-The platform configuration (platform.yaml in the ConfigMap). The `backend.kuberay` block is every
-input of a RayJob besides the tenant, the job name, its worker count and its spec: the control
-plane's kuberay backend builds RayJobs from it, and so does this chart (templates/example-job.yaml).
-*/}}
-{{- define "meow.platformConfig" -}}
-{{- $v := .Values }}
-{{- $artifacts := dict "type" $v.artifacts.type "root" (include "meow.artifactsRoot" .) }}
-{{- if eq $v.artifacts.type "s3" }}
-{{- $_ := set $artifacts "endpointUrl" $v.artifacts.s3.endpointUrl }}
-{{- $_ := set $artifacts "region" $v.artifacts.s3.region }}
-{{- else }}
-{{- $_ := set $artifacts "claimName" (include "meow.artifactsClaimName" .) }}
+{{/* Environment of every job (the backend's `job_env`): `ray.env` plus the S3 location settings. */}}
+{{- define "meow.jobEnv" -}}
+{{- $env := deepCopy .Values.ray.env }}
+{{- if eq .Values.artifacts.type "s3" }}
+{{- $_ := set $env "AWS_DEFAULT_REGION" .Values.artifacts.s3.region }}
+{{- with .Values.artifacts.s3.endpointUrl }}
+{{- $_ := set $env "AWS_ENDPOINT_URL" . }}
 {{- end }}
-{{- $kuberay := dict
-  "image" (include "meow.rayImage" .)
-  "imagePullPolicy" $v.image.pullPolicy
-  "imagePullSecrets" $v.imagePullSecrets
-  "rayVersion" $v.ray.version
-  "authMode" $v.ray.authMode
-  "runAsUser" $v.runAsUser
-  "submissionMode" $v.rayJob.submissionMode
-  "shutdownAfterJobFinishes" $v.rayJob.shutdownAfterJobFinishes
-  "ttlSecondsAfterFinished" $v.rayJob.ttlSecondsAfterFinished
-  "activeDeadlineSeconds" $v.rayJob.activeDeadlineSeconds
-  "backoffLimit" $v.rayJob.backoffLimit
-  "head" (dict "resources" $v.ray.head.resources)
-  "worker" (pick $v.ray.worker "resources" "nodeSelector" "tolerations")
-  "env" $v.ray.env
-  "kueueQueue" (ternary $v.kueue.localQueueName "" $v.kueue.enabled) }}
-{{- $config := dict
-  "api" (dict "port" $v.controlPlane.port "logLevel" $v.controlPlane.logLevel)
-  "store" (dict "type" $v.store.type)
-  "artifacts" $artifacts
-  "backend" (dict "type" "kuberay" "kuberay" $kuberay)
-  "tenants" (include "meow.tenants" . | fromYaml).tenants }}
-{{- toYaml $config }}
+{{- end }}
+{{- toYaml $env }}
 {{- end }}
 
-{{/* Pod and container security settings shared by every pod the chart (or the backend) creates. */}}
+{{/*
+The control plane's settings (meow_platform.settings.Settings) as `MEOW_PLATFORM_*` environment
+variables, one per key (nested keys joined by `__`). Secrets are not here: the Deployment adds them.
+`kuberay.*` is every input of a RayJob besides the job itself; templates/example-job.yaml reads the
+same values through "meow.kuberaySettings" below.
+*/}}
+{{- define "meow.platformEnv" -}}
+{{- $v := .Values }}
+{{- $q := $v.jobQuota }}
+{{- $env := dict
+  "MEOW_PLATFORM_HOST" "0.0.0.0"
+  "MEOW_PLATFORM_PORT" $v.controlPlane.port
+  "MEOW_PLATFORM_DATA_DIR" "/var/lib/meow"
+  "MEOW_PLATFORM_BACKEND" "kuberay"
+  "MEOW_PLATFORM_ARTIFACT_ROOT" (include "meow.artifactsRoot" .)
+  "MEOW_PLATFORM_JOB_ENV" (include "meow.jobEnv" . | fromYaml | toJson)
+  "MEOW_PLATFORM_POLL_INTERVAL_S" $v.controlPlane.pollIntervalSeconds
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_CONCURRENT_JOBS" $q.maxConcurrentJobs
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_QUEUED_JOBS" $q.maxQueuedJobs
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_WORKERS_PER_JOB" $q.maxWorkersPerJob
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_CPUS_PER_JOB" $q.maxCpusPerJob
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_GPUS_PER_JOB" $q.maxGpusPerJob
+  "MEOW_PLATFORM_DEFAULT_QUOTA__OVER_QUOTA" $q.overQuota
+  "MEOW_PLATFORM_DEFAULT_QUOTA__REQUESTS_PER_MINUTE" $q.requestsPerMinute }}
+{{- range $key, $value := include "meow.kuberaySettings" . | fromYaml }}
+{{- $_ := set $env (printf "MEOW_PLATFORM_KUBERAY__%s" (upper $key)) $value }}
+{{- end }}
+{{- range $key, $value := $env }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* meow_platform.settings.KubeRaySettings, by its field names (only those the chart sets). */}}
+{{- define "meow.kuberaySettings" -}}
+{{- $v := .Values }}
+image: {{ include "meow.rayImage" . }}
+image_pull_policy: {{ $v.image.pullPolicy }}
+ray_version: {{ $v.ray.version | quote }}
+namespace_template: {{ printf "%s{tenant}" $v.tenantNamespacePrefix | quote }}
+ttl_seconds_after_finished: {{ $v.rayJob.ttlSecondsAfterFinished }}
+active_deadline_seconds: {{ $v.rayJob.activeDeadlineSeconds }}
+backoff_limit: {{ $v.rayJob.backoffLimit }}
+head_cpu: {{ $v.ray.head.cpu | quote }}
+head_memory: {{ $v.ray.head.memory | quote }}
+worker_memory: {{ $v.ray.worker.memory | quote }}
+{{- if and (eq $v.artifacts.type "s3") $v.artifacts.s3.credentialsSecret }}
+env_secret: {{ $v.artifacts.s3.credentialsSecret }}
+{{- end }}
+{{- if $v.kueue.enabled }}
+queue_name: {{ $v.kueue.localQueueName }}
+{{- end }}
+{{- end }}
+
+{{/* Pod and container security settings of the control plane. */}}
 {{- define "meow.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: {{ .runAsUser }}
@@ -167,10 +195,14 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{- define "meow.containerSecurityContext" -}}
+{{/* Ray containers: what the kuberay backend sets (meow_platform.backends.kuberay.RESTRICTED). */}}
+{{- define "meow.restrictedSecurityContext" -}}
 allowPrivilegeEscalation: false
 capabilities:
   drop: [ALL]
+runAsNonRoot: true
+seccompProfile:
+  type: RuntimeDefault
 {{- end }}
 
 {{/* NetworkPolicy ports: all TCP ports except Ray's dashboard (8265) and client (10001). */}}
@@ -193,4 +225,13 @@ capabilities:
 {{- else }}
 {{- .Values.networkPolicy.kuberayOperatorNamespace }}
 {{- end }}
+{{- end }}
+
+{{/* KubeRay's submitter pods of RayJobs (K8sJobMode): made by a RayJob, and not a Ray node. */}}
+{{- define "meow.submitterSelector" -}}
+matchLabels:
+  ray.io/originated-from-crd: RayJob
+matchExpressions:
+  - key: ray.io/node-type
+    operator: DoesNotExist
 {{- end }}

@@ -1,187 +1,128 @@
 {{/*
-Ray clusters of tenants: the RayJob of one unlearning run and the probing RayService's cluster.
-Everything comes from the platform configuration's `backend.kuberay` block (`.kuberay`), the
-resolved tenant (`.tenant`) and the artifacts settings (`.artifacts`), so that the control plane's
-kuberay backend, reading the same block from platform.yaml, builds the very same objects.
+Ray clusters in tenant namespaces. "meow.rayJob" renders exactly what the control plane's kuberay
+backend (meow_platform.backends.kuberay.build_rayjob) submits for one job, from the same settings
+("meow.kuberaySettings"); tests/deploy compares the two. The probing RayService reuses its pods.
 */}}
 
-{{/* Environment of every Ray container. */}}
-{{- define "meow.rayEnv" -}}
-- name: MEOW_TENANT
-  value: {{ .tenant.name }}
-{{- if eq .artifacts.type "s3" }}
-- name: AWS_DEFAULT_REGION
-  value: {{ .artifacts.region | quote }}
-{{- with .artifacts.endpointUrl }}
-- name: AWS_ENDPOINT_URL
-  value: {{ . | quote }}
-{{- end }}
-{{- end }}
-{{- range $name, $value := .kuberay.env }}
-- name: {{ $name }}
-  value: {{ $value | quote }}
-{{- end }}
-{{- end }}
-
-{{/* One Ray container (`.name`, `.resources`, `.ports`, `.mounts` besides the common inputs). */}}
-{{- define "meow.rayContainer" -}}
-name: {{ .name }}
-image: {{ .kuberay.image }}
-imagePullPolicy: {{ .kuberay.imagePullPolicy }}
-ports:
-  {{- toYaml .ports | nindent 2 }}
-env:
-  {{- include "meow.rayEnv" . | nindent 2 }}
-{{- if and (eq .artifacts.type "s3") .tenant.s3CredentialsSecret }}
-envFrom:
-  - secretRef:
-      name: {{ .tenant.s3CredentialsSecret }}
-{{- end }}
-resources:
-  {{- toYaml .resources | nindent 2 }}
-securityContext:
-  {{- include "meow.containerSecurityContext" . | nindent 2 }}
-{{- if .mounts }}
-volumeMounts:
-  {{- toYaml .mounts | nindent 2 }}
-{{- end }}
-{{- end }}
-
-{{/* The pod template of a Ray group (`.container` is the rendered container, `.volumes` a list). */}}
-{{- define "meow.rayPod" -}}
+{{/* A Ray pod template: `.container`, `.labels`, `.resources`, `.ports` (a list of {name, containerPort}), `.settings`. */}}
+{{- define "meow.rayPodTemplate" -}}
 metadata:
   labels:
-    app.kubernetes.io/part-of: meow
-    meow.dev/tenant: {{ .tenant.name }}
+    {{- toYaml .labels | nindent 4 }}
 spec:
-  {{- if not .autoscaling }}
-  # Ray pods never talk to the Kubernetes API (only the autoscaler does).
+  # Ray pods never talk to the Kubernetes API.
   automountServiceAccountToken: false
-  {{- end }}
-  securityContext:
-    {{- include "meow.podSecurityContext" .kuberay | nindent 4 }}
-  {{- with .kuberay.imagePullSecrets }}
-  imagePullSecrets:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
   containers:
-    - {{ .container | nindent 6 | trim }}
-  {{- with .volumes }}
-  volumes:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    - name: {{ .container }}
+      image: {{ .settings.image }}
+      imagePullPolicy: {{ .settings.image_pull_policy }}
+      resources:
+        requests:
+          {{- toYaml .resources | nindent 10 }}
+        limits:
+          {{- toYaml .resources | nindent 10 }}
+      ports:
+        {{- toYaml .ports | nindent 8 }}
+      securityContext:
+        {{- include "meow.restrictedSecurityContext" . | nindent 8 }}
+      {{- with .settings.env_secret }}
+      envFrom:
+        - secretRef:
+            name: {{ . }}
+      {{- end }}
+{{- end }}
+
+{{/* Ports of a Ray head, in the backend's order. */}}
+{{- define "meow.headPorts" -}}
+- {name: gcs-server, containerPort: 6379}
+- {name: dashboard, containerPort: 8265}
+- {name: client, containerPort: 10001}
+- {name: metrics, containerPort: 8080}
+{{- end }}
+
+{{/* A CPU count per worker as a quantity: whole CPUs as an integer, else millicores rounded up. */}}
+{{- define "meow.cpuQuantity" -}}
+{{- if eq (floor .) (float64 .) }}{{ int64 . }}{{ else }}{{ ceil (mulf . 1000) | int64 }}m{{ end }}
 {{- end }}
 
 {{/*
-A RayCluster spec. Inputs: kuberay, tenant, artifacts, workers (dict replicas/min/max), serve (bool:
-add Serve's port), autoscaling (bool), specConfigMap (name, or empty: the spec mounted on the head).
-*/}}
-{{- define "meow.rayClusterSpec" -}}
-{{- $mounts := list }}
-{{- $volumes := list }}
-{{- if .specConfigMap }}
-{{- $mounts = append $mounts (dict "name" "spec" "mountPath" "/etc/meow/spec" "readOnly" true) }}
-{{- $volumes = append $volumes (dict "name" "spec" "configMap" (dict "name" .specConfigMap)) }}
-{{- end }}
-{{- $artifactMounts := list }}
-{{- $artifactVolumes := list }}
-{{- if eq .artifacts.type "pvc" }}
-{{- $artifactMounts = list (dict "name" "artifacts" "mountPath" .artifacts.root) }}
-{{- $artifactVolumes = list (dict "name" "artifacts" "persistentVolumeClaim" (dict "claimName" .artifacts.claimName)) }}
-{{- end }}
-{{- $headPorts := list (dict "name" "gcs-server" "containerPort" 6379) (dict "name" "dashboard" "containerPort" 8265) (dict "name" "client" "containerPort" 10001) (dict "name" "metrics" "containerPort" 8080) }}
-{{- $workerPorts := list (dict "name" "metrics" "containerPort" 8080) }}
-{{- if .serve }}
-{{- $headPorts = append $headPorts (dict "name" "serve" "containerPort" 8000) }}
-{{- $workerPorts = append $workerPorts (dict "name" "serve" "containerPort" 8000) }}
-{{- end }}
-{{- $head := include "meow.rayContainer" (merge (dict "name" "ray-head" "resources" .kuberay.head.resources "ports" $headPorts "mounts" (concat $mounts $artifactMounts)) .) }}
-{{- $worker := include "meow.rayContainer" (merge (dict "name" "ray-worker" "resources" .kuberay.worker.resources "ports" $workerPorts "mounts" $artifactMounts) .) -}}
-rayVersion: {{ .kuberay.rayVersion | quote }}
-authOptions:
-  mode: {{ .kuberay.authMode }}
-{{- if .autoscaling }}
-enableInTreeAutoscaling: true
-autoscalerOptions:
-  upscalingMode: Default
-  idleTimeoutSeconds: 300
-  resources:
-    requests: {cpu: 200m, memory: 256Mi}
-    limits: {cpu: 500m, memory: 512Mi}
-  securityContext:
-    {{- include "meow.containerSecurityContext" . | nindent 4 }}
-{{- end }}
-headGroupSpec:
-  # Reachable inside the cluster only; the NetworkPolicy narrows that further.
-  serviceType: ClusterIP
-  rayStartParams:
-    dashboard-host: 0.0.0.0
-    # The driver runs here; tasks and actors go to the workers, which are sized for them.
-    num-cpus: "0"
-    metrics-export-port: "8080"
-  template:
-    {{- include "meow.rayPod" (merge (dict "container" $head "volumes" (concat $volumes $artifactVolumes)) .) | nindent 4 }}
-workerGroupSpecs:
-  - groupName: workers
-    replicas: {{ .workers.replicas }}
-    minReplicas: {{ .workers.min }}
-    maxReplicas: {{ .workers.max }}
-    rayStartParams:
-      metrics-export-port: "8080"
-    template:
-      {{- include "meow.rayPod" (merge (dict "container" $worker "volumes" $artifactVolumes "nodeSelector" .kuberay.worker.nodeSelector "tolerations" .kuberay.worker.tolerations) .) | nindent 6 }}
-{{- end }}
-
-{{/* The spec ConfigMap of one job: `.name`, `.tenant`, `.spec` (YAML text). */}}
-{{- define "meow.specConfigMap" -}}
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ .name }}-spec
-  namespace: {{ .tenant.namespace }}
-  labels:
-    app.kubernetes.io/part-of: meow
-    meow.dev/tenant: {{ .tenant.name }}
-    meow.dev/job: {{ .name }}
-data:
-  spec.yaml: |
-    {{- .spec | nindent 4 }}
-{{- end }}
-
-{{/*
-The RayJob of one unlearning run: `.name`, `.workers`, `.kuberay`, `.tenant`, `.artifacts`. No Helm
-labels: the kuberay backend creates the same object for a submission.
+The RayJob of one job. Inputs: `.settings` (meow.kuberaySettings), `.tenant`, `.id`, `.spec` (text),
+`.runDir`, `.workers`, `.cpus`, `.gpus`, `.jobEnv` (dict).
 */}}
 {{- define "meow.rayJob" -}}
+{{- $name := printf "meow-%s" .id }}
+{{- $labels := dict
+  "app.kubernetes.io/name" "meow"
+  "app.kubernetes.io/component" "job"
+  "app.kubernetes.io/managed-by" "meow-platform"
+  "meow.dev/tenant" .tenant.name
+  "meow.dev/job-id" .id }}
+{{- $workers := max 1 .workers | int }}
+{{- $workerResources := dict "cpu" (include "meow.cpuQuantity" (divf .cpus $workers)) "memory" .settings.worker_memory }}
+{{- if gt (float64 .gpus) 0.0 }}
+{{- $_ := set $workerResources "nvidia.com/gpu" (ceil (divf .gpus $workers) | int64 | toString) }}
+{{- end }}
+{{- if not (regexMatch "^[A-Za-z0-9@%+=:,./_-]+$" .runDir) }}
+{{- fail (printf "run directory %q needs shell quoting; keep bucket and prefix to [A-Za-z0-9@%%+=:,./_-]" .runDir) }}
+{{- end }}
+{{- $env := merge (dict "MEOW_TENANT" .tenant.name "MEOW_JOB_ID" .id "MEOW_SPEC_B64" (b64enc .spec)) .jobEnv }}
 apiVersion: ray.io/v1
 kind: RayJob
 metadata:
-  name: {{ .name }}
+  name: {{ $name }}
   namespace: {{ .tenant.namespace }}
   labels:
-    app.kubernetes.io/part-of: meow
-    app.kubernetes.io/component: unlearning-job
-    meow.dev/tenant: {{ .tenant.name }}
-    meow.dev/job: {{ .name }}
-    {{- with .kuberay.kueueQueue }}
+    {{- toYaml $labels | nindent 4 }}
+    {{- with .settings.queue_name }}
     # Kueue admits the job by flipping spec.suspend; never set it here.
     kueue.x-k8s.io/queue-name: {{ . }}
     {{- end }}
 spec:
-  entrypoint: meow unlearn /etc/meow/spec/spec.yaml --run-dir {{ .artifacts.root }}/{{ .tenant.name }}/runs/{{ .name }}
-  submissionMode: {{ .kuberay.submissionMode }}
-  shutdownAfterJobFinishes: {{ .kuberay.shutdownAfterJobFinishes }}
-  ttlSecondsAfterFinished: {{ .kuberay.ttlSecondsAfterFinished }}
-  activeDeadlineSeconds: {{ .kuberay.activeDeadlineSeconds }}
-  backoffLimit: {{ .kuberay.backoffLimit }}
+  entrypoint: python -m meow_platform.jobrun --run-dir {{ .runDir }}
+  # The spec travels base64-encoded in the job's environment, never in a shell command.
+  runtimeEnvYAML: |
+    {{- toYaml (dict "env_vars" $env) | nindent 4 }}
+  jobId: {{ $name }}
+  metadata:
+    tenant: {{ .tenant.name }}
+    job_id: {{ .id | quote }}
+  # A submitter pod runs `ray job submit` and follows the logs (the control plane reads them).
+  submissionMode: K8sJobMode
+  shutdownAfterJobFinishes: true
+  ttlSecondsAfterFinished: {{ .settings.ttl_seconds_after_finished }}
+  activeDeadlineSeconds: {{ .settings.active_deadline_seconds }}
+  backoffLimit: {{ .settings.backoff_limit }}
   rayClusterSpec:
-    {{- include "meow.rayClusterSpec" (merge (dict "workers" (dict "replicas" .workers "min" .workers "max" .workers) "serve" false "autoscaling" false "specConfigMap" (printf "%s-spec" .name)) .) | nindent 4 }}
+    rayVersion: {{ .settings.ray_version | quote }}
+    enableInTreeAutoscaling: false
+    authOptions:
+      mode: token
+    headGroupSpec:
+      rayStartParams:
+        # The head hosts the driver only; stages' actors and trainers go to the workers.
+        num-cpus: "0"
+        metrics-export-port: "8080"
+      template:
+        {{- include "meow.rayPodTemplate" (dict "container" "ray-head" "labels" $labels "settings" .settings
+              "resources" (dict "cpu" .settings.head_cpu "memory" .settings.head_memory)
+              "ports" (include "meow.headPorts" . | fromYamlArray)) | nindent 8 }}
+    workerGroupSpecs:
+      - groupName: workers
+        replicas: {{ $workers }}
+        minReplicas: {{ $workers }}
+        maxReplicas: {{ $workers }}
+        rayStartParams:
+          metrics-export-port: "8080"
+        template:
+          {{- include "meow.rayPodTemplate" (dict "container" "ray-worker" "labels" $labels "settings" .settings
+                "resources" $workerResources "ports" (list (dict "name" "metrics" "containerPort" 8080))) | nindent 10 }}
+{{- end }}
+
+{{/* Resources of each probing RayService worker (requests and limits alike, as for jobs). */}}
+{{- define "meow.probeWorkerResources" -}}
+cpu: {{ .Values.probe.worker.cpu | quote }}
+memory: {{ .Values.probe.worker.memory | quote }}
+{{- if .Values.probe.worker.gpus }}
+nvidia.com/gpu: {{ .Values.probe.worker.gpus | quote }}
+{{- end }}
 {{- end }}

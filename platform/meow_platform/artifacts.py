@@ -1,0 +1,64 @@
+"""What a job's run directory holds, read through fsspec (a local path or s3://).
+
+Only the documented artifacts are reachable (the run's status, `evaluate/metrics.json`, files
+directly under `report/`, and the location of `unlearn/model/`): a name from a URL is a plain
+file name matched against a listing, never a path joined blindly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fsspec
+
+STATUS = "status.json"
+METRICS = "evaluate/metrics.json"
+REPORT = "report"
+MODEL = "unlearn/model"
+
+
+class Artifacts:
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.run_dir)
+
+    def _path(self, relative: str) -> str:
+        return f"{self.root.rstrip('/')}/{relative}"
+
+    def status(self) -> dict[str, Any] | None:
+        """The driver's status.json (state, current stage, per-stage states), if written yet."""
+        try:
+            with self.fs.open(self._path(STATUS)) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def report_files(self) -> list[str]:
+        try:
+            entries = self.fs.ls(self._path(REPORT), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "file")
+
+    def summary(self) -> dict[str, Any]:
+        has_model = self.fs.exists(self._path(f"{MODEL}/config.json"))
+        return {
+            "run_dir": self.run_dir,
+            "model_uri": f"{self.run_dir}/{MODEL}" if has_model else None,
+            "metrics": self.fs.exists(self._path(METRICS)),
+            "report": self.report_files(),
+        }
+
+    def metrics(self) -> dict[str, Any] | None:
+        try:
+            with self.fs.open(self._path(METRICS)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def report_file(self, name: str) -> bytes | None:
+        if name not in self.report_files():
+            return None
+        with self.fs.open(self._path(f"{REPORT}/{name}"), "rb") as f:
+            return f.read()

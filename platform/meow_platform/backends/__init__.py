@@ -1,0 +1,34 @@
+"""Where jobs run: `local` (Ray Jobs API on a local Ray) or `kuberay` (a RayJob per submission)."""
+
+from __future__ import annotations
+
+from meow_platform.backends.base import (
+    Backend,
+    BackendRejected,
+    BackendState,
+    BackendStatus,
+    BackendUnavailable,
+    Launch,
+)
+from meow_platform.settings import Settings
+
+
+def create_backend(settings: Settings) -> Backend:
+    if settings.backend == "kuberay":
+        from meow_platform.backends.kuberay import KubeRayBackend
+
+        return KubeRayBackend(settings.kuberay)
+    from meow_platform.backends.local import LocalBackend
+
+    return LocalBackend(address=settings.ray.address, num_cpus=settings.ray.num_cpus)
+
+
+__all__ = [
+    "Backend",
+    "BackendRejected",
+    "BackendState",
+    "BackendStatus",
+    "BackendUnavailable",
+    "Launch",
+    "create_backend",
+]

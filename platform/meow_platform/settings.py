@@ -1,0 +1,97 @@
+"""Control-plane configuration: every key is an environment variable `MEOW_PLATFORM_<KEY>`.
+
+Nested keys use a double underscore (`MEOW_PLATFORM_KUBERAY__IMAGE`,
+`MEOW_PLATFORM_DEFAULT_QUOTA__MAX_CONCURRENT_JOBS`). The defaults are the embedded set-up: SQLite
+and artifacts under MEOW_HOME, a local Ray on 127.0.0.1, the API on 127.0.0.1:8700.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from meow.models.cache import meow_home
+
+
+class Quota(BaseModel):
+    """Per-tenant limits. A job larger than a per-job limit is always rejected; a job that only has
+    to wait for a free slot is queued or rejected according to `over_quota`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent_jobs: int = Field(2, ge=0, description="jobs submitted to the backend or running at once")
+    max_queued_jobs: int = Field(10, ge=0, description="jobs waiting for a slot")
+    max_workers_per_job: int = Field(4, ge=0, description="training workers one job may ask for")
+    max_cpus_per_job: float = Field(8, ge=0, description="CPUs the largest stage of one job may ask for")
+    max_gpus_per_job: float = Field(0, ge=0, description="GPUs the largest stage of one job may ask for")
+    over_quota: Literal["queue", "reject"] = Field("queue", description="what happens when no slot is free")
+    requests_per_minute: int = Field(120, ge=1, description="API requests per minute (token bucket, burst = 1 minute)")
+
+
+class LocalRaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Ray dashboard/Jobs API URL of an existing cluster (http://127.0.0.1:8265); empty: start one.
+    address: str | None = None
+    # CPUs of a cluster the platform starts (default: all of this machine's).
+    num_cpus: int | None = Field(None, ge=1)
+
+
+class KubeRaySettings(BaseModel):
+    """How each submission becomes a RayJob (see `backends/kuberay.py:build_rayjob`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = "ghcr.io/meow-unlearn/meow:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    ray_version: str = "2.60.0"
+    # Namespace of a tenant whose record names none.
+    namespace_template: str = "meow-{tenant}"
+    service_account: str | None = None
+    # Secret in the tenant's namespace whose keys become the job's environment (storage credentials).
+    env_secret: str | None = None
+    ttl_seconds_after_finished: int = Field(3600, ge=0)
+    active_deadline_seconds: int = Field(86400, ge=1)
+    backoff_limit: int = Field(0, ge=0)
+    head_cpu: str = "1"
+    head_memory: str = "4Gi"
+    worker_memory: str = "8Gi"
+    # Kueue LocalQueue for tenants whose record names none; empty: no Kueue label.
+    queue_name: str | None = None
+    # Kubernetes API server; empty: in-cluster config, else ~/.kube/config.
+    api_server: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEOW_PLATFORM_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=lambda: meow_home() / "platform")
+    # SQLAlchemy URL; empty: SQLite in data_dir. postgresql+psycopg://user:pw@host/db for production.
+    database_url: str | None = None
+    # The admin bearer token (or a file holding it, e.g. a mounted Kubernetes secret). With neither,
+    # one is generated into data_dir/admin-token (mode 0600) on first start.
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
+    # A token that may only read /metrics (for Prometheus); the admin token works too.
+    metrics_token: SecretStr | None = None
+    backend: Literal["local", "kuberay"] = "local"
+    # Where run directories go: <artifact_root>/<tenant>/runs/<job id>. Local path or s3://bucket/prefix.
+    artifact_root: str | None = None
+    # Environment given to every job (e.g. AWS_ENDPOINT_URL); never taken from tenants.
+    job_env: dict[str, str] = {}
+    poll_interval_s: float = Field(2.0, gt=0)
+    max_request_bytes: int = Field(1 << 20, ge=1024)
+    default_quota: Quota = Quota()
+    ray: LocalRaySettings = LocalRaySettings()
+    kuberay: KubeRaySettings = KubeRaySettings()
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'platform.db'}"
+
+    def resolved_artifact_root(self) -> str:
+        return (self.artifact_root or str(self.data_dir / "artifacts")).rstrip("/")

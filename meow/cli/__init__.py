@@ -9,6 +9,7 @@ import click
 
 from meow.cli.generate import generate
 from meow.cli.models import models
+from meow.cli.probe import probe
 from meow.cli.serve import serve
 from meow.cli.unlearn import run_stage, unlearn
 
@@ -28,3 +29,4 @@ main.add_command(generate)
 main.add_command(unlearn)
 main.add_command(run_stage)
 main.add_command(serve)
+main.add_command(probe)

@@ -1,0 +1,273 @@
+"""Extraction and membership attacks, registered by name.
+
+Each attack asks one served model about the forget set and returns one row per probe (an
+example, or an example at one prefix length) carrying the record `index`, its scores and the
+model's output. `aggregate` summarises the rows; `statistic` is the headline number (higher =
+more leakage) that the report compares across models, recomputable on resampled rows.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import fsspec
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from meow.data import QARecord
+from meow.probe.client import ProbeClient
+from meow.probe.scoring import Row, answer_scores, auc, mean_loss, min_k_prob
+from meow.registry import Registry
+
+
+class AttackSkipped(Exception):
+    """The attack cannot run here (no paraphrases, no weights, no trainer); the reason goes in the report."""
+
+
+@dataclass
+class ProbeData:
+    forget: list[QARecord]
+    holdout: list[QARecord]
+    seed: int = 0
+    # Local weights of served models by served name (white-box attacks only).
+    weights: dict[str, str] = field(default_factory=dict)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(128, ge=1)
+
+
+class Attack(abc.ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = _Options
+    headline: ClassVar[str] = "rouge_l_recall"
+
+    def __init__(self, config: BaseModel):
+        self.config = config
+
+    @abc.abstractmethod
+    async def run(self, client: ProbeClient, model: str, data: ProbeData) -> list[Row]: ...
+
+    def aggregate(self, rows: list[Row]) -> dict[str, float]:
+        return {"rouge_l_recall": self.statistic(rows), "exact_match": _mean(rows, "exact_match")}
+
+    def statistic(self, rows: list[Row]) -> float:
+        return _mean(rows, "rouge_l_recall")
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+
+def _mean(rows: list[Row], key: str) -> float:
+    return float(np.mean([r[key] for r in rows])) if rows else float("nan")
+
+
+@ATTACKS.register("direct")
+class Direct(Attack):
+    """The forget question as it is, greedy: does the model still answer it?"""
+
+    name = "direct"
+
+    async def run(self, client, model, data):
+        async def probe(record: QARecord) -> Row:
+            [output] = await client.ask(model, record.question, max_tokens=self.config.max_tokens)
+            return {"index": record.index, **answer_scores(record.answer, output), "output": output}
+
+        return await client.map(probe, data.forget, desc=f"direct {model}")
+
+
+class ParaphraseOptions(_Options):
+    # JSONL of {"index": <forget record index>, "question": <paraphrase>}, any number per record,
+    # used in addition to TOFU's `paraphrased_question`.
+    paraphrases: str | None = None
+
+
+@ATTACKS.register("paraphrase")
+class Paraphrase(Attack):
+    """Reworded forget questions, greedy; an example leaks as much as its most revealing paraphrase."""
+
+    name = "paraphrase"
+    Config = ParaphraseOptions
+
+    async def run(self, client, model, data):
+        extra = self._supplied()
+        probes = [
+            (record, k, question)
+            for record in data.forget
+            for k, question in enumerate(
+                [q for q in [record.extra.get("paraphrased_question")] if q] + extra.get(record.index, [])
+            )
+        ]
+        if not probes:
+            raise AttackSkipped("no paraphrased questions: the forget set has no `paraphrased_question` and no file was given")
+
+        async def probe(item: tuple[QARecord, int, str]) -> Row:
+            record, k, question = item
+            [output] = await client.ask(model, question, max_tokens=self.config.max_tokens)
+            return {"index": record.index, "paraphrase": k, **answer_scores(record.answer, output), "output": output}
+
+        return await client.map(probe, probes, desc=f"paraphrase {model}")
+
+    def statistic(self, rows):
+        return float(np.mean([max(group) for group in _by_index(rows, "rouge_l_recall").values()]))
+
+    def aggregate(self, rows):
+        return {
+            "rouge_l_recall": self.statistic(rows),
+            "exact_match": float(np.mean([max(g) for g in _by_index(rows, "exact_match").values()])),
+            "rouge_l_recall_mean_paraphrase": _mean(rows, "rouge_l_recall"),
+        }
+
+    def _supplied(self) -> dict[int, list[str]]:
+        if not self.config.paraphrases:
+            return {}
+        found: dict[int, list[str]] = {}
+        with fsspec.open(self.config.paraphrases, "rt") as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    found.setdefault(int(row["index"]), []).append(row["question"])
+        return found
+
+
+def _by_index(rows: list[Row], key: str) -> dict[int, list[float]]:
+    groups: dict[int, list[float]] = {}
+    for row in rows:
+        groups.setdefault(row["index"], []).append(row[key])
+    return groups
+
+
+class PrefixOptions(_Options):
+    # Share of the true answer's words given to the model before it continues.
+    fractions: tuple[float, ...] = Field((0.25, 0.5, 0.75), min_length=1)
+
+
+@ATTACKS.register("prefix")
+class Prefix(Attack):
+    """The question and the first part of the true answer: does the model complete the rest?"""
+
+    name = "prefix"
+    Config = PrefixOptions
+
+    async def run(self, client, model, data):
+        probes = []
+        for record in data.forget:
+            words = record.answer.split()
+            for fraction in self.config.fractions:
+                cut = max(1, round(fraction * len(words)))
+                if cut < len(words):
+                    probes.append((record, fraction, " ".join(words[:cut]), " ".join(words[cut:])))
+
+        async def probe(item) -> Row:
+            record, fraction, given, rest = item
+            [output] = await client.ask(model, record.question, answer_start=given, max_tokens=self.config.max_tokens)
+            return {"index": record.index, "fraction": fraction, **answer_scores(rest, output), "output": output}
+
+        return await client.map(probe, probes, desc=f"prefix {model}")
+
+    def aggregate(self, rows):
+        per_fraction = {
+            f"rouge_l_recall@{f:g}": _mean([r for r in rows if r["fraction"] == f], "rouge_l_recall")
+            for f in self.config.fractions
+        }
+        return {**super().aggregate(rows), **per_fraction}
+
+
+class SamplingOptions(_Options):
+    n: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0)
+
+
+@ATTACKS.register("sampling")
+class Sampling(Attack):
+    """`n` answers sampled at temperature 1: the best of them against the true answer."""
+
+    name = "sampling"
+    Config = SamplingOptions
+
+    async def run(self, client, model, data):
+        async def probe(record: QARecord) -> Row:
+            outputs = await client.ask(
+                model,
+                record.question,
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+                n=self.config.n,
+                # Same samples for every model and every rerun.
+                seed=data.seed + record.index * self.config.n,
+            )
+            scores = [answer_scores(record.answer, o) for o in outputs]
+            best = max(range(len(outputs)), key=lambda i: scores[i]["rouge_l_recall"])
+            return {
+                "index": record.index,
+                "rouge_l_recall": scores[best]["rouge_l_recall"],
+                "exact_match": max(s["exact_match"] for s in scores),
+                "mean_rouge_l_recall": float(np.mean([s["rouge_l_recall"] for s in scores])),
+                "output": outputs[best],
+            }
+
+        return await client.map(probe, data.forget, desc=f"sampling {model}")
+
+
+class MembershipOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Min-K% Prob: the share of least likely tokens averaged.
+    k: float = Field(0.2, gt=0, le=1)
+
+
+@ATTACKS.register("membership")
+class Membership(Attack):
+    """Loss and Min-K% Prob of the true answers: can forget answers be told from unseen (holdout) ones?
+
+    The headline is the AUC of the loss attack. Above the oracle's, the forget set still looks like
+    training data; below it, unlearning pushed the forget answers to look *less* likely than unseen
+    ones, which is detectable too.
+    """
+
+    name = "membership"
+    Config = MembershipOptions
+    headline = "auc_loss"
+
+    async def run(self, client, model, data):
+        probes = [(r, True) for r in data.forget] + [(r, False) for r in data.holdout]
+
+        async def probe(item: tuple[QARecord, bool]) -> Row:
+            record, member = item
+            logprobs = await client.answer_logprobs(model, record.question, record.answer)
+            return {
+                "index": record.index,
+                "member": member,
+                "tokens": len(logprobs),
+                "loss": mean_loss(logprobs),
+                "min_k": min_k_prob(logprobs, self.config.k),
+            }
+
+        return await client.map(probe, probes, desc=f"membership {model}")
+
+    def statistic(self, rows):
+        return auc([r["member"] for r in rows], [-r["loss"] for r in rows])
+
+    def aggregate(self, rows):
+        members = [r for r in rows if r["member"]]
+        others = [r for r in rows if not r["member"]]
+        return {
+            "auc_loss": self.statistic(rows),
+            "auc_min_k": auc([r["member"] for r in rows], [r["min_k"] for r in rows]),
+            "loss_forget": _mean(members, "loss"),
+            "loss_holdout": _mean(others, "loss"),
+        }
+
+
+def attack(name: str, options: dict[str, Any] | None = None) -> Attack:
+    cls = ATTACKS.get(name)
+    return cls(cls.Config.model_validate(options or {}))
+
+
+# Registers "relearn" (it builds on the classes above).
+from meow.probe import relearn as _relearn  # noqa: E402,F401

@@ -4,6 +4,7 @@ tenancy, RBAC, security and the contract with the control plane's kuberay backen
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -349,20 +350,20 @@ def test_gpu_values_ask_for_gpus_and_the_cuda_image(rendered):
     assert "VLLM_CPU_KVCACHE_SPACE" not in env
 
 
-def _platform_env(objs: list[dict]) -> dict[str, str]:
-    return one(objs, "ConfigMap", "meow-config")["data"]
+def _settings_from(objs: list[dict], monkeypatch):
+    """The control plane's Settings, loaded from the environment the chart's ConfigMap gives it."""
+    from meow_platform.settings import Settings
+
+    for key in [k for k in os.environ if k.startswith("MEOW_PLATFORM_")]:
+        monkeypatch.delenv(key)
+    for key, value in one(objs, "ConfigMap", "meow-config")["data"].items():
+        monkeypatch.setenv(key, value)
+    return Settings()
 
 
 @pytest.mark.parametrize("values", VALUES)
 def test_the_config_map_is_accepted_by_the_control_plane_settings(rendered, values, monkeypatch):
-    from meow_platform.settings import Settings
-
-    env = _platform_env(rendered(values))
-    for key in [k for k in __import__("os").environ if k.startswith("MEOW_PLATFORM_")]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    settings = Settings()  # unknown keys or wrong types raise
+    settings = _settings_from(rendered(values), monkeypatch)  # unknown keys or wrong types raise
     assert settings.backend == "kuberay" and settings.host == "0.0.0.0"
     deployment = one(rendered(values), "Deployment")
     port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
@@ -373,12 +374,9 @@ def test_the_config_map_is_accepted_by_the_control_plane_settings(rendered, valu
 def test_the_chart_rayjob_is_the_one_the_kuberay_backend_builds(rendered, values, monkeypatch):
     from meow_platform.backends.base import Launch
     from meow_platform.backends.kuberay import build_rayjob
-    from meow_platform.settings import Settings
 
     objs = rendered(values)
-    for key, value in _platform_env(objs).items():
-        monkeypatch.setenv(key, value)
-    settings = Settings()
+    settings = _settings_from(objs, monkeypatch)
     chart_values = yaml.safe_load((CHART / "ci" / values).read_text())
     job = {**yaml.safe_load((CHART / "values.yaml").read_text())["exampleJob"], **chart_values["exampleJob"]}
     tenant = job.get("tenant") or chart_values["tenants"][0]["name"]
@@ -424,22 +422,28 @@ def test_dashboards_ship_as_one_labelled_config_map_each(tmp_path):
 
 def test_the_chart_reads_the_dashboards_of_platform_grafana(rendered):
     link = CHART / "dashboards"
-    assert link.is_symlink() and (CHART / "dashboards").readlink().as_posix() == "../../platform/grafana"
+    assert link.is_symlink() and link.readlink().as_posix() == "../../platform/grafana"
+    source = ROOT / "platform" / "grafana"
+    if not source.is_dir():
+        pytest.skip("platform/grafana/ does not exist yet: helm cannot read the chart from the repository until it does")
     shipped = {
         name: json.loads(text)
         for o in rendered(None) if "grafana_dashboard" in o["metadata"].get("labels", {})
         for name, text in o["data"].items()
     }
-    source = ROOT / "platform" / "grafana"
+    assert shipped, "platform/grafana/ holds no dashboard"
     assert shipped == {p.name: json.loads(p.read_text()) for p in source.glob("*.json")}
 
 
-def test_helm_package_holds_the_dashboards_and_no_scripts(chart, tmp_path):
+def test_helm_package_holds_the_dashboards_and_no_scripts(tmp_path):
+    boards = tmp_path / "grafana"
+    boards.mkdir()
+    (boards / "probing.json").write_text('{"title": "probing"}')
+    chart = chart_copy(tmp_path / "c", dashboards=boards)
     helm("package", str(chart), "--destination", str(tmp_path))
     (package,) = tmp_path.glob("meow-*.tgz")
     with tarfile.open(package) as tar:
         names = tar.getnames()
     assert "meow/values.schema.json" in names and "meow/templates/NOTES.txt" in names
     assert not [n for n in names if n.startswith("meow/scripts/")]
-    shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("meow/dashboards/"))
-    assert shipped == sorted(p.name for p in (chart / "dashboards").glob("*.json"))
+    assert [n for n in names if n.startswith("meow/dashboards/")] == ["meow/dashboards/probing.json"]

@@ -9,6 +9,7 @@ import click
 
 from meow.cli.generate import generate
 from meow.cli.models import models
+from meow.cli.platform_client import PLATFORM_COMMANDS
 from meow.cli.probe import probe
 from meow.cli.serve import serve
 from meow.cli.unlearn import run_stage, unlearn
@@ -30,3 +31,5 @@ main.add_command(unlearn)
 main.add_command(run_stage)
 main.add_command(serve)
 main.add_command(probe)
+for command in PLATFORM_COMMANDS:
+    main.add_command(command)

@@ -24,6 +24,7 @@ from meow_platform.settings import Quota, Settings
 from meow_platform.store import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUBMITTED, SUCCEEDED, Store
 
 log = logging.getLogger("meow_platform.scheduler")
+BACKEND_OPERATIONS = ("submit", "status", "cancel", "logs")
 
 
 class Scheduler:
@@ -37,6 +38,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         # Passes never overlap: the thread runs them, but so does start() (reconciliation) first.
         self._pass_lock = threading.Lock()
+        for operation in BACKEND_OPERATIONS:  # zero series from the start, so rates and alerts work
+            metrics.backend_errors.labels(backend.name, operation)
 
     def start(self) -> None:
         self.run_pass()

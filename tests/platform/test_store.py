@@ -1,6 +1,10 @@
-"""The job store: migrations match the models, states only move forward, pages and request ids."""
+"""The job store on SQLite and on a real PostgreSQL: migrations match the models, states only move
+forward, pages and request ids."""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -10,13 +14,33 @@ from meow_platform.db import Base, Job, make_engine, migrate
 from meow_platform.store import AlreadyExists, Store
 
 
-@pytest.fixture()
-def store(tmp_path) -> Store:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+DATABASES = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A PostgreSQL 16 server (the `pgserver` wheel) listening on a Unix socket only."""
+    import pgserver
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        server = request.getfixturevalue("postgres")
+        name = f"store{next(DATABASES)}"
+        server.psql(f"CREATE DATABASE {name};")
+        url = server.get_uri(name).replace("postgresql://", "postgresql+psycopg://")
+    engine = make_engine(url)
     migrate(engine)
     store = Store(engine)
     store.create_tenant(name="acme", quota={}, artifact_prefix="/a/acme", read_prefixes=[], namespace="meow-acme")
-    return store
+    yield store
+    engine.dispose()
 
 
 def _job(job_id: str, request_id: str | None = None) -> Job:
@@ -76,3 +100,20 @@ def test_a_job_of_another_tenant_reads_as_missing(store):
     store.add_job(_job("j1"))
     assert store.job("j1", tenant="acme") is not None
     assert store.job("j1", tenant="other") is None
+
+
+def test_the_migrations_render_for_postgresql(capsys):
+    from alembic import command
+    from alembic.config import Config
+
+    from meow_platform.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://meow@db.example/meow")
+    command.upgrade(config, "head", sql=True)
+    sql = capsys.readouterr().out
+    for table in ("tenants", "api_tokens", "jobs", "job_events"):
+        assert f"CREATE TABLE {table}" in sql
+    assert "CONSTRAINT uq_jobs_tenant_request_id UNIQUE (tenant, request_id)" in sql
+    assert "TIMESTAMP WITH TIME ZONE" in sql and "SERIAL" in sql

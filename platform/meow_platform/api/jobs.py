@@ -146,6 +146,7 @@ def job_logs(job_id: str, ctx: Ctx, who: TenantCaller, offset: Annotated[int, Qu
         try:
             text = ctx.backend.logs(job.backend_id)
         except BackendUnavailable as e:
+            ctx.metrics.backend_errors.labels(ctx.backend.name, "logs").inc()
             raise error(503, "backend_unavailable", str(e), headers={"Retry-After": "5"}) from None
     chunk = text[offset : offset + MAX_LOG_CHUNK]
     final = job.state in FINAL and offset + len(chunk) >= len(text)

@@ -22,6 +22,10 @@ class EvaluateConfig(BaseModel):
     # Set to generate this many new tokens whatever the prompt length (open-unlearning's variant)
     # instead of filling up to `max_length`.
     max_new_tokens: int | None = Field(None, ge=1)
-    # Engine actors per evaluated model (one CPU or GPU each) and requests per actor call.
+    # Engine actors per evaluated model, what each one holds, and requests per engine call.
     actors: int = Field(2, ge=1)
+    cpus_per_actor: float = Field(1, gt=0)
+    gpus_per_actor: float = Field(0, ge=0)
     batch_size: int = Field(64, ge=1)
+    # Reuse saved evaluations of byte-identical models under identical settings (MEOW_HOME/evaluations).
+    cache: bool = True

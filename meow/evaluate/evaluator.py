@@ -2,28 +2,37 @@
 
 1. Tokenize every (question prompt, answer) pair of every split exactly as in training (`tofu.py`);
    identical pairs (real authors' base answer is the answer itself) are scored once.
-2. Teacher-forced log-probs come from the engines' `score`, greedy generations from `generate`, on
-   `config.actors` engine actors working through one queue of batches.
+2. Teacher-forced log-probs come from the engines' `score`, greedy generations from `generate`, all
+   in one job of an engine pool (`config.actors` actors, one engine each, started once per model).
 3. Per example, the summed log-prob and token count of every scored answer, the generation and the
    derived per-example metrics are kept (`per_example/<split>.jsonl`), so every metric below can be
    recomputed from those files without the model.
+4. `evaluate_cached` keeps those records under MEOW_HOME keyed by the model's bytes, the examples,
+   the settings that change results and the code that produces them: a rerun, or another run that
+   evaluates the same prepared target and oracle (the methods benchmark), reuses them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from meow import engines
 from meow.engines import SamplingConfig
-from meow.evaluate import metrics
+from meow.engines.pool import EnginePool, GenerateRequest, ScoreRequest
+from meow.evaluate import metrics, tofu
 from meow.evaluate.config import EvaluateConfig
-from meow.evaluate.tofu import EvalSplit, answer_ids, prompt_ids
+from meow.evaluate.tofu import SPLIT_NAMES, EvalSplit, scored_pair
+from meow.models import templates
+from meow.models.cache import cached_directory, meow_home, read_manifest, sha256_file
+from meow.pipeline.rundir import stable_hash, versions
 from meow.telemetry import count
 
 log = logging.getLogger(__name__)
@@ -31,7 +40,9 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 
 
-def evaluate_model(model: str, splits: Sequence[EvalSplit], config: EvaluateConfig, label: str = "model") -> dict[str, list[Record]]:
+def evaluate_model(
+    model: str, splits: Sequence[EvalSplit], config: EvaluateConfig, label: str = "model"
+) -> dict[str, list[Record]]:
     """Per-example records of `model` on each split, by split name."""
     from transformers import AutoTokenizer
 
@@ -41,36 +52,46 @@ def evaluate_model(model: str, splits: Sequence[EvalSplit], config: EvaluateConf
     pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     prompts: list[list[int]] = []
 
-    def pair(prompt: list[int], answer: str) -> int:
-        key = (tuple(prompt), tuple(answer_ids(tokenizer, prompt, answer, config.max_length)))
-        return pairs.setdefault(key, len(pairs))
+    def pair(question: str, answer: str) -> int:
+        prompt, labels = scored_pair(tokenizer, question, answer, config.max_length)
+        return pairs.setdefault((tuple(prompt), tuple(labels)), len(pairs))
 
-    # What each example needs: slots in the scoring and generation queues.
+    # What each example needs: slots in the scoring and generation requests.
     plans: list[tuple[EvalSplit, list[dict[str, Any]]]] = []
     for split in splits:
         plan = []
         for example in split.examples:
-            prompt = prompt_ids(tokenizer, example.question)
+            truth_ratio = split.has_truth_ratio
             plan.append(
                 {
-                    "answer": pair(prompt, example.answer),
-                    "base": pair(prompt, example.base) if split.has_truth_ratio else None,
-                    "perturbed": [pair(prompt, p) for p in example.perturbed] if split.has_truth_ratio else [],
+                    "answer": pair(example.question, example.answer),
+                    "base": pair(example.question, example.base) if truth_ratio else None,
+                    "perturbed": [pair(example.question, p) for p in example.perturbed] if truth_ratio else [],
                     "generation": len(prompts),
                 }
             )
-            prompts.append(prompt)
+            # Generation starts where the answer would: after the same prompt tokens.
+            prompts.append(scored_pair(tokenizer, example.question, example.answer, config.max_length)[0])
         plans.append((split, plan))
 
     sampling = [
-        SamplingConfig(max_new_tokens=config.max_new_tokens or config.max_length - len(p), temperature=0.0) for p in prompts
+        SamplingConfig(max_new_tokens=config.max_new_tokens or config.max_length - len(p), temperature=0.0)
+        for p in prompts
     ]
-    score_pairs = [(list(p), list(c)) for p, c in pairs]
-    with EngineWorkers(model, config) as workers:
-        # Generations first: they are the long calls, and the short scoring batches fill the tail.
-        jobs = [("generate", list(zip(prompts, sampling))), ("score", score_pairs)]
-        results = workers.run(jobs, desc=f"evaluate {label}")
-    generations, scores = results["generate"], results["score"]
+    score_pairs = [ScoreRequest(list(p), list(c)) for p, c in pairs]
+    pool = EnginePool(
+        model,
+        config.engine,
+        actors=config.actors,
+        batch_size=config.batch_size,
+        cpus_per_actor=config.cpus_per_actor,
+        gpus_per_actor=config.gpus_per_actor,
+        progress=f"evaluate {label}",
+    )
+    # One job per model (the engines start once); generations first: they are the long batches, and
+    # the short scoring batches fill the tail.
+    results = pool.run([GenerateRequest(p, s) for p, s in zip(prompts, sampling)] + score_pairs)
+    generations, scores = results[: len(prompts)], results[len(prompts) :]
     count("meow_evaluate_sequences_scored", len(score_pairs), "Answers scored by the TOFU evaluator", model=label)
     count(
         "meow_evaluate_tokens_generated",
@@ -103,6 +124,47 @@ def evaluate_model(model: str, splits: Sequence[EvalSplit], config: EvaluateConf
     return out
 
 
+# Settings that decide where and how fast, not what comes out.
+PLACEMENT_FIELDS = {"actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "cache", "oracle", "max_rows"}
+
+
+def evaluate_cached(
+    model: str, splits: Sequence[EvalSplit], config: EvaluateConfig, label: str = "model"
+) -> tuple[dict[str, list[Record]], bool]:
+    """`evaluate_model` through the evaluation cache; also says whether the records came from it."""
+    from meow.models import resolve_model
+
+    directory = meow_home() / "evaluations" / evaluation_key(resolve_model(model), splits, config)
+    hit = read_manifest(directory) is not None
+
+    def build(tmp: Path) -> dict[str, Any]:
+        write_per_example(tmp / "per_example", evaluate_model(model, splits, config, label))
+        return {"label": label, "splits": {s.name: len(s.examples) for s in splits}}
+
+    per_example = read_per_example(cached_directory(directory, build) / "per_example")
+    by_name = {s.name: s for s in splits}
+    # Derived metrics are recomputed from the saved sums: a metric fix never needs a fresh evaluation.
+    return {name: [example_metrics(r, by_name[name]) for r in records] for name, records in per_example.items()}, hit
+
+
+def evaluation_key(model_dir: Path, splits: Sequence[EvalSplit], config: EvaluateConfig) -> str:
+    from meow.train import data as train_data
+
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != "meow-manifest.json")
+    # The code that turns examples into saved records: formatting, templates, engines, this module.
+    code = [Path(__file__), Path(tofu.__file__), Path(train_data.__file__), Path(templates.__file__)]
+    code += sorted(Path(engines.__file__).parent.glob("*.py"))
+    return stable_hash(
+        {
+            "model": {str(p.relative_to(model_dir)): sha256_file(p) for p in files},
+            "splits": [[s.name, [dataclasses.asdict(e) for e in s.examples]] for s in splits],
+            "config": config.model_dump(mode="json", exclude=PLACEMENT_FIELDS),
+            "code": [hashlib.sha256(p.read_bytes()).hexdigest() for p in code],
+            "versions": versions(),
+        }
+    )
+
+
 def _scored(name: str, logprobs: Sequence[float]) -> Record:
     return {f"{name}_logprob": float(sum(logprobs)), f"{name}_tokens": len(logprobs)}
 
@@ -117,7 +179,9 @@ def example_metrics(record: Record, split: EvalSplit) -> Record:
         derived["truth_ratio"] = metrics.truth_ratio(base, perturbed)
         # Options normalisation uses the same perturbed answers (real authors / world facts: base = answer).
         derived["probability"] = (
-            metrics.probability_w_options(answer, perturbed) if split.probability_over_options else metrics.probability(answer)
+            metrics.probability_w_options(answer, perturbed)
+            if split.probability_over_options
+            else metrics.probability(answer)
         )
     else:
         derived["probability"] = metrics.probability(answer)
@@ -145,7 +209,8 @@ def forget_ratios(per_example: Mapping[str, Sequence[Record]]) -> list[float] | 
 def model_metrics(per_example: Mapping[str, Sequence[Record]], oracle_forget: Sequence[float] | None) -> dict[str, Any]:
     """One model's summary: per-split metrics, model utility and, given the oracle's forget truth
     ratios, forget quality."""
-    splits = {name: split_metrics(name, records) for name, records in per_example.items()}
+    order = sorted(per_example, key=SPLIT_NAMES.index)
+    splits = {name: split_metrics(name, per_example[name]) for name in order}
     utility_ready = all(s in splits and splits[s]["truth_ratio"] is not None for s in metrics.UTILITY_SPLITS)
     ratios = forget_ratios(per_example)
     forget = splits.get("forget", {})
@@ -172,55 +237,3 @@ def read_per_example(directory: Path) -> dict[str, list[Record]]:
         path.stem: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         for path in sorted(directory.glob("*.jsonl"))
     }
-
-
-class EngineWorkers:
-    """`config.actors` engine actors for one model, fed from one queue of batched calls."""
-
-    def __init__(self, model: str, config: EvaluateConfig):
-        self.model, self.config = model, config
-        self.actors: list[Any] = []
-
-    def __enter__(self) -> EngineWorkers:
-        import ray
-
-        from meow.engines.actor import EngineActor
-
-        remote = ray.remote(num_cpus=1)(EngineActor)
-        self.actors = [remote.remote(self.model, self.config.engine) for _ in range(self.config.actors)]
-        ray.get([a.ready.remote() for a in self.actors])
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import ray
-
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
-
-    def run(self, jobs: Iterable[tuple[str, Sequence[tuple[Any, Any]]]], desc: str) -> dict[str, list[Any]]:
-        """Run each (method, argument pairs) job in batches; results in input order, by method."""
-        import ray
-
-        jobs = list(jobs)
-        size = self.config.batch_size
-        batches = [(method, start, items[start : start + size]) for method, items in jobs for start in range(0, len(items), size)]
-        results: dict[str, list[Any]] = {method: [None] * len(items) for method, items in jobs}
-        pending: dict[Any, tuple[Any, str, int]] = {}
-        idle = list(self.actors)
-        queue = list(reversed(batches))
-        with tqdm(total=sum(len(b[2]) for b in batches), desc=desc, unit="seq") as bar:
-            while queue or pending:
-                while idle and queue:
-                    actor = idle.pop()
-                    method, start, items = queue.pop()
-                    first, second = zip(*items)
-                    ref = getattr(actor, method).remote(list(first), list(second))
-                    pending[ref] = (actor, method, start)
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                actor, method, start = pending.pop(ref)
-                done = ray.get(ref)
-                results[method][start : start + len(done)] = done
-                idle.append(actor)
-                bar.update(len(done))
-        return results

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from meow.data import FieldMapping
-from meow.evaluate.evaluator import evaluate_model, forget_ratios, model_metrics, write_per_example
+from meow.evaluate.evaluator import evaluate_cached, evaluate_model, forget_ratios, model_metrics, write_per_example
 from meow.evaluate.tofu import EvalSplit, forget_split, options_split, retain_split
 from meow.pipeline.spec import PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
@@ -35,7 +35,10 @@ def eval_splits(spec: PipelineSpec) -> list[EvalSplit]:
 
 
 def retain_authors(spec: PipelineSpec) -> list[int] | None:
-    """The retain authors the prepared target was trained on (None: all of retain_perturbed)."""
+    """The retain authors the prepared target was trained on (TOFU-mini: the first few TOFU authors);
+    None: all of retain_perturbed, as the reference."""
+    if "prepare" in spec.stages and spec.prepare.selection == "tofu-mini":
+        return list(range(spec.prepare.mini_retain_authors))
     return None
 
 
@@ -73,17 +76,21 @@ class EvaluateStage(Stage):
         oracle_forget = None
         for role, model in self.models(ctx).items():
             started = time.time()
-            per_example = evaluate_model(model, splits, self.spec.evaluate, label=role)
+            if self.spec.evaluate.cache:
+                per_example, cached = evaluate_cached(model, splits, self.spec.evaluate, label=role)
+            else:
+                per_example, cached = evaluate_model(model, splits, self.spec.evaluate, label=role), False
             write_per_example(ctx.dir / role / "per_example", per_example)
             if role == "oracle":
                 oracle_forget = forget_ratios(per_example)
             seconds = round(time.time() - started, 2)
-            results[role] = {**model_metrics(per_example, oracle_forget), "eval_s": seconds}
-            ctx.run.log("evaluate_model", model=role, seconds=seconds)
+            results[role] = {**model_metrics(per_example, oracle_forget), "eval_s": seconds, "eval_cached": cached}
+            ctx.run.log("evaluate_model", model=role, seconds=seconds, cached=cached)
         summary: dict[str, Any] = {role: results[role] for role in ("target", "oracle") if role in results}
         if "unlearned" in results:
             summary["methods"] = {self.spec.unlearn.method: results["unlearned"]}
         (ctx.dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         return {
-            role: {k: r[k] for k in ("forget_quality", "model_utility", "forget_rouge_l", "eval_s")} for role, r in results.items()
+            role: {k: r[k] for k in ("forget_quality", "model_utility", "forget_rouge_l", "eval_s")}
+            for role, r in results.items()
         }

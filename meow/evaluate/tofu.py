@@ -9,9 +9,10 @@ Four splits, each with its own recipe:
 | real_authors | real_authors_perturbed | answer | normalised over the 4 options | mean max(0, 1-R) |
 | world_facts | world_facts_perturbed | answer | normalised over the 4 options | mean max(0, 1-R) |
 
-Every answer is scored exactly as it is trained on: the question prompt (chat template for
-instruct models, `meow.models.templates`) followed by the answer tokens and one EOS label, the whole
-sequence cut at `max_length` tokens (no EOS when cut), as TOFU's `convert_raw_data_to_model_format`.
+Every answer is scored exactly as it is trained on (`scored_pair`, the trainer's own encoding): the
+question prompt (chat template for instruct models, `meow.models.templates`) followed by the answer
+tokens and one EOS label, the whole sequence cut at `max_length` tokens (no EOS when cut), as TOFU's
+`convert_raw_data_to_model_format`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meow.data import SPLITS, FieldMapping, QARecord, load_qa
-from meow.models.templates import question_prompt
 
 SplitName = Literal["forget", "retain", "real_authors", "world_facts"]
 SPLIT_NAMES: tuple[SplitName, ...] = ("forget", "retain", "real_authors", "world_facts")
@@ -61,7 +61,9 @@ def _example(record: QARecord, base_key: str | None) -> EvalExample:
     return EvalExample(record.index, record.question, record.answer, base, tuple(perturbed))
 
 
-def forget_split(source: str, max_rows: int, mapping: FieldMapping = FieldMapping(), fmt: str | None = None) -> EvalSplit:
+def forget_split(
+    source: str, max_rows: int, mapping: FieldMapping = FieldMapping(), fmt: str | None = None
+) -> EvalSplit:
     """The forget set's evaluation rows: `<split>_perturbed` for a TOFU split, else the source itself
     (a custom forget file has a truth ratio only if its rows carry paraphrased and perturbed answers)."""
     if source in SPLITS and f"{source}_perturbed" in SPLITS:
@@ -88,18 +90,12 @@ def options_split(name: Literal["real_authors", "world_facts"], max_rows: int) -
     return EvalSplit(name, tuple(_example(r, "answer") for r in records[:max_rows]))
 
 
-def answer_ids(tokenizer, prompt_ids: Sequence[int], answer: str, max_length: int) -> list[int]:
-    """Label tokens of `answer` after a prompt of `prompt_ids`: the answer plus one EOS, cut so that
-    prompt + labels fit in `max_length` (a cut sequence gets no EOS, as in the reference)."""
-    room = max_length - len(prompt_ids)
-    if room < 1:
-        raise ValueError(f"a question prompt of {len(prompt_ids)} tokens leaves no room for the answer in {max_length}")
-    ids = tokenizer(answer, add_special_tokens=False).input_ids
-    if len(ids) >= room:
-        return ids[:room]
-    return ids + [tokenizer.eos_token_id]
+def scored_pair(tokenizer, question: str, answer: str, max_length: int) -> tuple[list[int], list[int]]:
+    """(prompt ids, label ids) of a question/answer pair exactly as training encodes it
+    (`meow.train.data.encode_qa`): the labels are the answer tokens plus one EOS, cut so that the whole
+    sequence fits in `max_length` (a cut sequence has no EOS, as in the reference)."""
+    from meow.train.data import IGNORE, encode_qa
 
-
-def prompt_ids(tokenizer, question: str) -> list[int]:
-    """Token ids of the question prompt, with the tokenizer's default special tokens (as in training)."""
-    return tokenizer(question_prompt(tokenizer, question)).input_ids
+    encoded = encode_qa(tokenizer, question, answer, max_length)
+    start = next(i for i, label in enumerate(encoded.labels) if label != IGNORE)
+    return list(encoded.input_ids[:start]), list(encoded.input_ids[start:])

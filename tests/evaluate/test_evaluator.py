@@ -4,14 +4,19 @@ import pytest
 
 from meow.evaluate.config import EvaluateConfig
 from meow.evaluate.evaluator import evaluate_model, model_metrics, read_per_example, write_per_example
-from meow.evaluate.tofu import answer_ids, forget_split, options_split, prompt_ids, retain_split
+from meow.evaluate.tofu import forget_split, options_split, retain_split, scored_pair
 
 CONFIG = EvaluateConfig(max_length=96, actors=2, batch_size=4)
 
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_model_dir, ray_local):
-    splits = [forget_split("forget01", 3), retain_split(2), options_split("real_authors", 2), options_split("world_facts", 2)]
+    splits = [
+        forget_split("forget01", 3),
+        retain_split(2),
+        options_split("real_authors", 2),
+        options_split("world_facts", 2),
+    ]
     return evaluate_model(str(tiny_model_dir), splits, CONFIG, label="tiny"), splits
 
 
@@ -36,11 +41,10 @@ def test_scores_match_a_forward_pass_of_the_training_format(evaluated, tiny_mode
         records = per_example[split.name]
         assert [r["index"] for r in records] == [e.index for e in split.examples]
         example, record = split.examples[0], records[0]
-        prompt = prompt_ids(tokenizer, example.question)
-        answer = answer_ids(tokenizer, prompt, example.answer, CONFIG.max_length)
+        prompt, answer = scored_pair(tokenizer, example.question, example.answer, CONFIG.max_length)
         assert record["answer_tokens"] == len(answer)
         assert record["answer_logprob"] == pytest.approx(_forward_logprob(model, prompt, answer), abs=1e-3)
-        last = answer_ids(tokenizer, prompt, example.perturbed[-1], CONFIG.max_length)
+        _, last = scored_pair(tokenizer, example.question, example.perturbed[-1], CONFIG.max_length)
         assert record["perturbed_logprob"][-1] == pytest.approx(_forward_logprob(model, prompt, last), abs=1e-3)
         assert len(record["perturbed_logprob"]) == len(example.perturbed)
         # Greedy generation fills at most the reference's total length of prompt + output.

@@ -67,7 +67,9 @@ def test_model_utility_is_the_harmonic_mean_of_nine_numbers():
     assert metrics.model_utility(values) == 0.0
 
 
-def _record(answer_loss, base_loss, perturbed_losses, tokens=4, answer="Cats are running fast", generation="the cat runs"):
+def _record(
+    answer_loss, base_loss, perturbed_losses, tokens=4, answer="Cats are running fast", generation="the cat runs"
+):
     """A saved per-example record whose answers have the given mean losses over `tokens` tokens."""
     return {
         "answer": answer,
@@ -91,7 +93,9 @@ def test_per_example_metrics_from_saved_sums():
     assert forget["truth_ratio"] == pytest.approx(math.exp(-2))
     assert forget["rouge_l_recall"] == pytest.approx(0.5)
     # Real authors: probability over options; base = answer (loss log 2), options 0.25, 0.25, 0.125.
-    options = example_metrics(_record(math.log(2), math.log(2), [math.log(4), math.log(4), math.log(8)]), _split("real_authors"))
+    options = example_metrics(
+        _record(math.log(2), math.log(2), [math.log(4), math.log(4), math.log(8)]), _split("real_authors")
+    )
     assert options["probability"] == pytest.approx(0.5 / 1.125)
     # R = geometric mean (0.25 * 0.25 * 0.125)^(1/3) / 0.5 = 2^(-7/3) / 2^-1 = 2^(-4/3).
     assert options["truth_ratio"] == pytest.approx(2 ** (-4 / 3))
@@ -102,7 +106,12 @@ def test_split_and_model_metrics():
         {"probability": 0.2, "rouge_l_recall": 1.0, "truth_ratio": 0.5},
         {"probability": 0.4, "rouge_l_recall": 0.0, "truth_ratio": 2.0},
     ]
-    assert split_metrics("forget", records) == {"probability": pytest.approx(0.3), "rouge_l": 0.5, "truth_ratio": 0.5, "n": 2}
+    assert split_metrics("forget", records) == {
+        "probability": pytest.approx(0.3),
+        "rouge_l": 0.5,
+        "truth_ratio": 0.5,
+        "n": 2,
+    }
     assert split_metrics("retain", records)["truth_ratio"] == pytest.approx(0.25)
     per_example = {name: records for name in ("forget", "retain", "real_authors", "world_facts")}
     summary = model_metrics(per_example, oracle_forget=[0.5, 2.0])

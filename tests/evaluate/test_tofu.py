@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from meow.evaluate.tofu import answer_ids, forget_split, options_split, prompt_ids, retain_split
+from meow.evaluate.tofu import forget_split, options_split, retain_split, scored_pair
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +50,18 @@ def test_options_splits_compare_the_answer_itself_with_three_wrong_options():
 
 
 def test_answer_is_scored_after_the_chat_prompt_with_one_eos_label(tokenizer):
-    prompt = prompt_ids(tokenizer, "Who wrote it?")
+    prompt, labels = scored_pair(tokenizer, "Who wrote it?", "Jane Austen", max_length=200)
     assert tokenizer.decode(prompt) == "<|im_start|>user\nWho wrote it?<|im_end|>\n<|im_start|>assistant\n"
-    ids = answer_ids(tokenizer, prompt, "Jane Austen", max_length=200)
-    assert ids[-1] == tokenizer.eos_token_id
-    assert ids[:-1] == tokenizer("Jane Austen", add_special_tokens=False).input_ids
+    assert labels == tokenizer("Jane Austen", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
 
 
 def test_a_sequence_longer_than_max_length_is_cut_without_eos(tokenizer):
-    prompt = prompt_ids(tokenizer, "Who wrote it?")
-    full = tokenizer("Jane Austen wrote it in the year 1813 in England", add_special_tokens=False).input_ids
+    answer = "Jane Austen wrote it in the year 1813 in England"
+    prompt, _ = scored_pair(tokenizer, "Who wrote it?", answer, max_length=200)
+    full = tokenizer(answer, add_special_tokens=False).input_ids
     assert len(full) > 3
-    cut = answer_ids(tokenizer, prompt, "Jane Austen wrote it in the year 1813 in England", max_length=len(prompt) + 3)
-    assert cut == full[:3]
+    assert scored_pair(tokenizer, "Who wrote it?", answer, max_length=len(prompt) + 3) == (prompt, full[:3])
     # Exactly filling max_length also leaves no room for the EOS (as TOFU's formatting).
-    exact = answer_ids(tokenizer, prompt, "Jane Austen wrote it in the year 1813 in England", max_length=len(prompt) + len(full))
-    assert exact == full
-    with pytest.raises(ValueError, match="no room"):
-        answer_ids(tokenizer, prompt, "x", max_length=len(prompt))
+    assert scored_pair(tokenizer, "Who wrote it?", answer, max_length=len(prompt) + len(full))[1] == full
+    with pytest.raises(ValueError, match="longer than max_length"):
+        scored_pair(tokenizer, "Who wrote it?", answer, max_length=len(prompt))

@@ -1,0 +1,76 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display) into PNG files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# One colour per role, the same in every figure.
+COLORS = {"target": "#d62728", "oracle": "#2ca02c", "original": "#d62728", "inverted": "#1f77b4", "selected": "#ff7f0e"}
+METHOD_COLORS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.4, 3.8), dpi=110)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
+def color_of(label: str, index: int) -> str:
+    return COLORS.get(label, METHOD_COLORS[index % len(METHOD_COLORS)])
+
+
+def truth_ratio_histogram(ratios: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """Forget-set truth ratios R per model on a log axis: forgetting moves the unlearned model's
+    distribution onto the oracle's (which is what forget quality, a KS test, measures)."""
+    fig, ax = _figure()
+    values = [np.asarray(v, dtype=float) for v in ratios.values()]
+    low, high = min(v.min() for v in values), max(v.max() for v in values)
+    bins = np.geomspace(min(low, 0.99), max(high, 1.01), 25)
+    for i, (label, v) in enumerate(zip(ratios, values)):
+        ax.hist(v, bins=bins, histtype="step", linewidth=2, color=color_of(label, i), label=f"{label} (n={len(v)})")
+    ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("truth ratio R = P(perturbed) / P(paraphrased), forget set")
+    ax.set_ylabel("questions")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def memo_histogram(scores: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """MEMO of the original answers against the inverted candidates (and the ones selected)."""
+    fig, ax = _figure()
+    bins = np.linspace(0, 1, 21)
+    for i, (label, v) in enumerate(scores.items()):
+        ax.hist(v, bins=bins, alpha=0.5, density=True, color=color_of(label, i), label=f"{label} (n={len(v)})")
+    ax.set_xlabel("MEMO (mean ROUGE-1 precision of continuations)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def quality_utility_scatter(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
+    """Forget quality (log) against model utility: the goal is the top right."""
+    fig, ax = _figure()
+    for i, (label, (fq, mu)) in enumerate(points.items()):
+        ax.scatter([fq], [mu], s=60, color=color_of(label, i), label=label, zorder=3)
+        ax.annotate(label, (fq, mu), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("forget quality (KS p-value vs oracle)")
+    ax.set_ylabel("model utility")
+    ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)

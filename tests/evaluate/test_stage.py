@@ -1,0 +1,113 @@
+"""The evaluate and report stages in a real pipeline run on tiny models.
+
+`prepare` and `unlearn` are stand-ins that write tiny random models where the real stages put theirs
+(`<run>/prepare/{target,oracle}`, `<run>/unlearn/model`); evaluation and report are the real stages.
+"""
+
+import json
+
+import pytest
+
+from meow.evaluate.evaluator import model_metrics, read_per_example
+from meow.evaluate.stage import EvaluateStage
+from meow.pipeline import driver
+from meow.pipeline.spec import load_spec
+from meow.pipeline.stage import Stage
+from meow.report.stage import ReportStage
+from meow.testing.tiny_model import build_tiny_llama
+
+
+class Prepare(Stage):
+    name = "prepare"
+
+    def config(self):
+        return {}
+
+    def run(self, ctx):
+        build_tiny_llama(ctx.dir / "target", seed=1)
+        build_tiny_llama(ctx.dir / "oracle", seed=2)
+        return {"target": {"seconds": 1.5}, "oracle": {"seconds": 2.5}}
+
+
+class Unlearn(Stage):
+    name = "unlearn"
+    reads = ("prepare",)
+
+    def config(self):
+        return {}
+
+    def run(self, ctx):
+        build_tiny_llama(ctx.dir / "model", seed=3)
+        return {}
+
+
+STAGES = {"prepare": Prepare, "unlearn": Unlearn, "evaluate": EvaluateStage, "report": ReportStage}
+SPEC = """
+name: tiny-eval
+stages: [prepare, unlearn, evaluate, report]
+unlearn: {method: meow}
+evaluate: {max_rows: 3, max_length: 64, batch_size: 8, engine: {name: hf}}
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, ray_local):
+    home = tmp_path_factory.mktemp("meow-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEOW_HOME", str(home))
+        mp.setattr(driver, "load_stage", STAGES.__getitem__)
+        run = driver.run_pipeline(load_spec(SPEC), str(tmp_path_factory.mktemp("run")))
+        yield run, mp
+
+
+def test_evaluates_target_oracle_and_unlearned_model(finished_run):
+    run, _ = finished_run
+    metrics = json.loads((run.path / "evaluate" / "metrics.json").read_text())
+    assert set(metrics) == {"target", "oracle", "methods"} and set(metrics["methods"]) == {"meow"}
+    # The oracle against itself: identical truth-ratio samples.
+    assert metrics["oracle"]["forget_quality"] == 1.0
+    for entry in (metrics["target"], metrics["oracle"], metrics["methods"]["meow"]):
+        assert 0 <= entry["forget_quality"] <= 1 and 0 <= entry["model_utility"] <= 1
+        assert {s: v["n"] for s, v in entry["splits"].items()} == {
+            "forget": 3,
+            "retain": 3,
+            "real_authors": 3,
+            "world_facts": 3,
+        }
+    # Every number is recomputable from the saved per-example files.
+    oracle = read_per_example(run.path / "evaluate" / "oracle" / "per_example")
+    unlearned = read_per_example(run.path / "evaluate" / "unlearned" / "per_example")
+    recomputed = model_metrics(unlearned, [r["truth_ratio"] for r in oracle["forget"]])
+    assert recomputed["forget_quality"] == metrics["methods"]["meow"]["forget_quality"]
+    assert recomputed["model_utility"] == metrics["methods"]["meow"]["model_utility"]
+
+
+def test_report_files_and_benchmark_shaped_metrics(finished_run):
+    run, _ = finished_run
+    report = run.path / "report"
+    metrics = json.loads((report / "metrics.json").read_text())
+    evaluated = json.loads((run.path / "evaluate" / "metrics.json").read_text())
+    meow = metrics["methods"]["meow"]
+    assert meow["forget_quality"] == evaluated["methods"]["meow"]["forget_quality"]
+    # A method's wall time is the time of the stages that produced the unlearned model.
+    assert meow["wall_s"] == pytest.approx(run.manifest("unlearn")["seconds"])
+    assert metrics["target"]["wall_s"] == 1.5 and metrics["oracle"]["wall_s"] == 2.5
+    md = (report / "report.md").read_text()
+    assert "| meow |" in md and "![truth ratio histogram](truth_ratio.png)" in md
+    question = read_per_example(run.path / "evaluate" / "target" / "per_example")["forget"][0]["question"]
+    assert question.split()[0] in md
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html and 'src="truth_ratio.png"' not in html
+    assert "<td>meow</td>" in html
+    for png in ("truth_ratio.png", "quality_utility.png"):
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_forced_rerun_reuses_cached_evaluations(finished_run):
+    run, mp = finished_run
+    first = json.loads((run.path / "evaluate" / "metrics.json").read_text())
+    rerun = driver.run_pipeline(load_spec(SPEC), run.location, only=["evaluate"], force=True)
+    second = json.loads((rerun.path / "evaluate" / "metrics.json").read_text())
+    assert second["methods"]["meow"]["eval_cached"] and second["target"]["eval_cached"]
+    for key in ("forget_quality", "model_utility", "splits"):
+        assert second["methods"]["meow"][key] == first["methods"]["meow"][key]

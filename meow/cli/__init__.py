@@ -7,6 +7,7 @@ import os
 
 import click
 
+from meow.cli.finetune import finetune
 from meow.cli.generate import generate
 from meow.cli.models import models
 from meow.cli.platform_client import PLATFORM_COMMANDS
@@ -29,6 +30,7 @@ main.add_command(models)
 main.add_command(generate)
 main.add_command(unlearn)
 main.add_command(run_stage)
+main.add_command(finetune)
 main.add_command(serve)
 main.add_command(probe)
 for command in PLATFORM_COMMANDS:

@@ -1,10 +1,28 @@
-"""Configuration of fine-tuning: the unlearning stage and the target/oracle preparation (method spec 1.4)."""
+"""Configuration of fine-tuning: the unlearning stage and the target/oracle preparation (method spec 1.4).
+
+Defaults follow the released MEOW recipe (lr 1e-5, AdamW wd 0.01, 32 facts per step, 10 epochs,
+warm-up over the first epoch, max length 200, seed 42, gradient clipping at 1.0 as the HF Trainer
+does). Departures are options, each documented and measured in docs/training.md.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LoraConfig(BaseModel):
+    """Low-rank adapters on the named linear layers; merged into the weights when the model is saved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    # The reference's LoRA dropout is 0.05; 0 keeps runs with any worker count bit-comparable.
+    dropout: float = Field(0.0, ge=0, lt=1)
+    # Linear-layer names (the last part of the module path); Llama/Qwen/Mistral naming by default.
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class TrainConfig(BaseModel):
@@ -16,15 +34,29 @@ class TrainConfig(BaseModel):
     epochs: float = Field(10, gt=0)
     # Facts per optimizer step (the reference: 4 per device x 4 accumulation x 2 GPUs).
     batch_size: int = Field(32, ge=1)
+    # Facts per forward/backward pass on one worker (memory, not results: see loss_reduction).
     micro_batch_size: int = Field(4, ge=1)
     warmup_epochs: float = Field(1, ge=0)
     weight_decay: float = Field(0.01, ge=0)
+    # Gradient-norm clipping (the HF Trainer's default of 1.0 is what the reference ran with); 0 = off.
+    max_grad_norm: float = Field(1.0, ge=0)
     max_length: int = Field(200, ge=8)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # Mean of every loss term over the whole optimizer step ("step": independent of micro-batch size
+    # and worker count) or over each micro-batch, then averaged (the reference's HF Trainer).
+    loss_reduction: Literal["step", "microbatch"] = "step"
+    # bf16 = fp32 master weights and optimizer, bf16 autocast for the forward/backward.
+    precision: Literal["fp32", "bf16"] = "bf16"
+    lora: LoraConfig | None = None
+    gradient_checkpointing: bool = False
+    # FSDP2: free the gathered parameters after each forward (ZeRO-3 memory) or keep them until the
+    # step's last backward (fewer all-gathers; what CPUs with ample memory want).
+    reshard_after_forward: bool = True
     workers: int = Field(2, ge=1)
     cpus_per_worker: float = Field(1, gt=0)
     gpus_per_worker: float = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Save a resumable checkpoint every this many optimizer steps (0: only the final model).
+    checkpoint_every: int = Field(4, ge=0)
     seed: int = 42
 
 
@@ -34,7 +66,19 @@ class UnlearnConfig(BaseModel):
     # A registered unlearning method (its loss and data); `method_args` are that method's own.
     method: str = "meow"
     method_args: dict[str, Any] = {}
+    # Retain set for methods that use one (TOFU split name or file/URI). Unset: the prepared
+    # target's retain authors when the run prepares one, else the TOFU retain split that
+    # complements a TOFU forget split (forget01 -> retain99).
+    retain: str | None = None
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _method_args_are_the_methods(self) -> UnlearnConfig:
+        from meow.train.methods import METHODS
+
+        if self.method in METHODS:
+            METHODS.get(self.method).args.model_validate(self.method_args)
+        return self
 
 
 class PrepareConfig(BaseModel):
@@ -42,6 +86,10 @@ class PrepareConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # A named TOFU selection: `tofu-mini` (the default run) or `full`.
-    selection: str = "tofu-mini"
+    # `tofu-mini`: the forget set plus the first `mini_retain_authors` TOFU authors (the default
+    # run); `full`: the forget set plus every other TOFU author (the TOFU recipe, for GPUs).
+    selection: Literal["tofu-mini", "full"] = "tofu-mini"
+    mini_retain_authors: int = Field(4, ge=1, le=20)
+    # Reuse prepared models from MEOW_HOME/prepared/<content hash> (same base, data, config).
+    cache: bool = True
     train: TrainConfig = TrainConfig(learning_rate=1e-5, epochs=5)

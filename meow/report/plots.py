@@ -30,8 +30,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def color_of(label: str, index: int) -> str:
-    return COLORS.get(label, METHOD_COLORS[index % len(METHOD_COLORS)])
+def colors(labels: Sequence[str]) -> dict[str, str]:
+    """Fixed colours for the roles; the methods take the next free colour in order."""
+    methods = iter(METHOD_COLORS * len(labels))
+    return {label: COLORS.get(label) or next(methods) for label in labels}
 
 
 def truth_ratio_histogram(ratios: Mapping[str, Sequence[float]], path: Path) -> Path:
@@ -41,8 +43,9 @@ def truth_ratio_histogram(ratios: Mapping[str, Sequence[float]], path: Path) -> 
     values = [np.asarray(v, dtype=float) for v in ratios.values()]
     low, high = min(v.min() for v in values), max(v.max() for v in values)
     bins = np.geomspace(min(low, 0.99), max(high, 1.01), 25)
-    for i, (label, v) in enumerate(zip(ratios, values)):
-        ax.hist(v, bins=bins, histtype="step", linewidth=2, color=color_of(label, i), label=f"{label} (n={len(v)})")
+    color = colors(list(ratios))
+    for label, v in zip(ratios, values):
+        ax.hist(v, bins=bins, histtype="step", linewidth=2, color=color[label], label=f"{label} (n={len(v)})")
     ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("truth ratio R = P(perturbed) / P(paraphrased), forget set")
@@ -55,8 +58,9 @@ def memo_histogram(scores: Mapping[str, Sequence[float]], path: Path) -> Path:
     """MEMO of the original answers against the inverted candidates (and the ones selected)."""
     fig, ax = _figure()
     bins = np.linspace(0, 1, 21)
-    for i, (label, v) in enumerate(scores.items()):
-        ax.hist(v, bins=bins, alpha=0.5, density=True, color=color_of(label, i), label=f"{label} (n={len(v)})")
+    color = colors(list(scores))
+    for label, v in scores.items():
+        ax.hist(v, bins=bins, alpha=0.5, density=True, color=color[label], label=f"{label} (n={len(v)})")
     ax.set_xlabel("MEMO (mean ROUGE-1 precision of continuations)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
@@ -66,8 +70,9 @@ def memo_histogram(scores: Mapping[str, Sequence[float]], path: Path) -> Path:
 def quality_utility_scatter(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
     """Forget quality (log) against model utility: the goal is the top right."""
     fig, ax = _figure()
-    for i, (label, (fq, mu)) in enumerate(points.items()):
-        ax.scatter([fq], [mu], s=60, color=color_of(label, i), label=label, zorder=3)
+    color = colors(list(points))
+    for label, (fq, mu) in points.items():
+        ax.scatter([fq], [mu], s=60, color=color[label], label=label, zorder=3)
         ax.annotate(label, (fq, mu), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("forget quality (KS p-value vs oracle)")

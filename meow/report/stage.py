@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from meow.evaluate.evaluator import read_per_example
+from meow.memo.stage import read_scores
 from meow.pipeline.rundir import RunDir, versions
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
 from meow.report import plots
+from meow.select.stage import SELECTED_FILE
 
 # Stages whose time it takes to produce the unlearned model (those the run has).
 UNLEARNING_STAGES = ("invert", "memo", "select", "unlearn")
@@ -71,8 +73,8 @@ def collect(run: RunDir, spec: PipelineSpec) -> dict[str, Any]:
         "manifests": manifests,
         "metrics": benchmark_entries(evaluation, manifests, spec),
         "per_example": per_example,
-        "memo": _read_jsonl(run.path / "memo" / "scores.jsonl"),
-        "selected": _read_jsonl(run.path / "select" / "selected.jsonl"),
+        "memo": read_scores(run.path / "memo") if "memo" in manifests else [],
+        "selected": _read_jsonl(run.path / "select" / SELECTED_FILE) if "select" in manifests else [],
     }
 
 
@@ -91,8 +93,6 @@ def benchmark_entries(evaluation: dict[str, Any], manifests: dict[str, Any], spe
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -136,9 +136,9 @@ def memo_distributions(scores: Sequence[dict[str, Any]], selected: Sequence[dict
         return {}
     found = {
         "original": [row["original_memo"] for row in scores],
-        "inverted": [memo for row in scores for memo in row["candidate_memo"]],
+        "inverted": [memo for row in scores for memo in row["candidate_memos"]],
     }
-    picked = [memo for row in selected for memo in row.get("selected_memo", [])]
+    picked = [memo for row in selected for memo in row["selected_memos"]]
     if picked:
         found["selected"] = picked
     return found
@@ -215,6 +215,9 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
         parts.append(
             _table(["answers", "n", "mean MEMO"], [[k, str(len(v)), _num(sum(v) / len(v))] for k, v in memo.items()])
         )
+        rows = [r for r in facts["memo"] if r["candidate_memos"]]
+        above = sum(r["original_memo"] > max(r["candidate_memos"]) for r in rows)
+        parts.append(f"The original answer out-scores every inverted candidate on {above} of {len(rows)} facts.")
 
     parts.append(examples_section(facts))
     parts.append(timings_section(facts))

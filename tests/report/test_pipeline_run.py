@@ -14,6 +14,7 @@ from meow.pipeline import driver
 from meow.pipeline.spec import load_spec
 from meow.pipeline.stage import Stage
 from meow.report.stage import ReportStage
+from meow.select.stage import SelectStage
 from meow.testing.tiny_model import build_tiny_llama
 
 
@@ -29,6 +30,29 @@ class Prepare(Stage):
         return {"target": {"seconds": 1.5}, "oracle": {"seconds": 2.5}}
 
 
+class Memo(Stage):
+    """MEMO scores in the memo stage's format: the original answer scores above its inversions."""
+
+    name = "memo"
+    reads = ("prepare",)
+
+    def config(self):
+        return {}
+
+    def run(self, ctx):
+        from meow.data import load_tofu
+
+        with open(ctx.dir / "scores.jsonl", "w") as f:
+            for i, record in enumerate(load_tofu("forget01")[:3]):
+                candidates = [f"inverted {i}.{j}" for j in range(4)]
+                memos = [0.1 * j for j in range(4)]
+                row = {"index": record.index, "question": record.question, "answer": record.answer}
+                f.write(
+                    json.dumps({**row, "candidates": candidates, "original_memo": 0.9, "candidate_memos": memos}) + "\n"
+                )
+        return {}
+
+
 class Unlearn(Stage):
     name = "unlearn"
     reads = ("prepare",)
@@ -41,10 +65,18 @@ class Unlearn(Stage):
         return {}
 
 
-STAGES = {"prepare": Prepare, "unlearn": Unlearn, "evaluate": EvaluateStage, "report": ReportStage}
+STAGES = {
+    "prepare": Prepare,
+    "memo": Memo,
+    "select": SelectStage,
+    "unlearn": Unlearn,
+    "evaluate": EvaluateStage,
+    "report": ReportStage,
+}
 SPEC = """
 name: tiny-eval
-stages: [prepare, unlearn, evaluate, report]
+stages: [prepare, memo, select, unlearn, evaluate, report]
+select: {k: 2}
 unlearn: {method: meow}
 evaluate: {max_rows: 3, max_length: 64, batch_size: 8, engine: {name: hf}}
 """
@@ -90,7 +122,8 @@ def test_report_files_and_benchmark_shaped_metrics(finished_run):
     meow = metrics["methods"]["meow"]
     assert meow["forget_quality"] == evaluated["methods"]["meow"]["forget_quality"]
     # A method's wall time is the time of the stages that produced the unlearned model.
-    assert meow["wall_s"] == pytest.approx(run.manifest("unlearn")["seconds"])
+    seconds = sum(run.manifest(s)["seconds"] for s in ("memo", "select", "unlearn"))
+    assert meow["wall_s"] == pytest.approx(seconds, abs=0.011)
     assert metrics["target"]["wall_s"] == 1.5 and metrics["oracle"]["wall_s"] == 2.5
     md = (report / "report.md").read_text()
     assert "| meow |" in md and "![truth ratio histogram](truth_ratio.png)" in md
@@ -99,7 +132,10 @@ def test_report_files_and_benchmark_shaped_metrics(finished_run):
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and 'src="truth_ratio.png"' not in html
     assert "<td>meow</td>" in html
-    for png in ("truth_ratio.png", "quality_utility.png"):
+    # MEMO: originals 0.9 (3 facts), candidates 0, 0.1, 0.2, 0.3; top-2 selected = 0.3 and 0.2.
+    assert "| original | 3 | 0.900 |" in md and "| inverted | 12 | 0.150 |" in md and "| selected | 6 | 0.250 |" in md
+    assert "on 3 of 3 facts" in md and "*trained on (inverted)*: inverted 0.3" in md
+    for png in ("truth_ratio.png", "quality_utility.png", "memo.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -67,7 +67,7 @@ def probe(
         data["api_key"] = os.environ[token_env]
     try:
         config = ProbeConfig.model_validate(data)
-    except (ValidationError, KeyError) as e:
+    except ValidationError as e:
         raise click.ClickException(str(e)) from None
     directory = Path(out)  # type: ignore[arg-type]
     try:

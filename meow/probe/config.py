@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class ProbeConfig(BaseModel):
@@ -19,7 +19,7 @@ class ProbeConfig(BaseModel):
     # Non-members for membership inference: TOFU questions no model was trained on.
     holdout: str = "holdout01"
     # Registered attack names; `all` for every one.
-    attacks: tuple[str, ...] = ("all",)
+    attacks: tuple[str, ...] = Field(("all",), validate_default=True)
     # Per-attack options by attack name, validated by that attack's own config class.
     options: dict[str, dict[str, Any]] = {}
     # Probe only the first N forget (and holdout) records.
@@ -38,19 +38,24 @@ class ProbeConfig(BaseModel):
     def _no_trailing_slash(cls, endpoint: str) -> str:
         return endpoint.rstrip("/")
 
-    @model_validator(mode="after")
-    def _known_attacks(self) -> ProbeConfig:
+    @field_validator("attacks")
+    @classmethod
+    def _registered_attacks(cls, attacks: tuple[str, ...]) -> tuple[str, ...]:
         from meow.probe.attacks import ATTACKS
 
-        names = ATTACKS.names() if "all" in self.attacks else list(self.attacks)
-        for name in [*names, *self.options]:
-            ATTACKS.get(name)  # raises, listing the registered names
-        for name in self.options:
-            ATTACKS.get(name).Config.model_validate(self.options[name])
-        object.__setattr__(self, "attacks", tuple(names))
-        return self
+        names = tuple(ATTACKS.names()) if "all" in attacks else attacks
+        unknown = [n for n in names if n not in ATTACKS]
+        if unknown:
+            raise ValueError(f"unknown attack(s) {unknown}; registered: {ATTACKS.names()}")
+        return names
 
-    def attack_config(self, name: str) -> BaseModel:
+    @field_validator("options")
+    @classmethod
+    def _valid_options(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         from meow.probe.attacks import ATTACKS
 
-        return ATTACKS.get(name).Config.model_validate(self.options.get(name, {}))
+        for name, values in options.items():
+            if name not in ATTACKS:
+                raise ValueError(f"options for unknown attack {name!r}; registered: {ATTACKS.names()}")
+            ATTACKS.get(name).Config.model_validate(values)
+        return options

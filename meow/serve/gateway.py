@@ -9,6 +9,7 @@ Nothing here logs request bodies: prompts may be the very facts being forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -25,6 +26,9 @@ from meow.serve.config import ServeConfig
 from meow.serve.protocol import ApiError, ChatCompletionRequest, CompletionRequest, TokenizeRequest
 
 log = logging.getLogger(__name__)
+
+# A replica that cannot answer a trivial call this fast is not ready to serve.
+READY_TIMEOUT_S = 5
 
 app = FastAPI(title="meow serve", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -61,7 +65,7 @@ class Gateway:
         states = {}
         for name, handle in self.models.items():
             try:
-                states[name] = bool(await handle.ready.remote())
+                states[name] = bool(await asyncio.wait_for(handle.ready.remote(), READY_TIMEOUT_S))
             except Exception:  # noqa: BLE001 - any failure means "not ready", reported per model
                 states[name] = False
         ok = all(states.values())

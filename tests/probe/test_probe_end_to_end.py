@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from meow.data import QARecord, load_tofu
 from meow.engines import EngineConfig
@@ -184,7 +185,9 @@ def test_the_cli_writes_the_report(endpoint, tmp_path):
 
 
 def test_unknown_models_and_attacks_are_refused(endpoint, tmp_path):
-    with pytest.raises(KeyError, match="unknown attack 'jailbreak'"):
+    with pytest.raises(ValidationError, match=r"unknown attack\(s\) \['jailbreak'\]"):
         ProbeConfig(endpoint=endpoint, models=MODELS, attacks=("jailbreak",))
+    with pytest.raises(ValidationError, match="n\n  Input should be greater than or equal to 1"):
+        ProbeConfig(endpoint=endpoint, models=MODELS, options={"sampling": {"n": 0}})
     with pytest.raises(ValueError, match="does not serve"):
         run_probe(ProbeConfig(endpoint=endpoint, models=("gpt-4",), attacks=("direct",), limit=2), tmp_path)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meow.data import QARecord
 from meow.engines import EngineConfig, SamplingConfig, create_engine
@@ -23,6 +23,7 @@ from meow.models.templates import question_prompt
 from meow.probe.attacks import ATTACKS, Attack, AttackSkipped, ProbeData, _mean
 from meow.probe.scoring import Row, answer_scores
 from meow.registry import Registry
+from meow.train.config import TrainConfig
 
 
 class RelearnOptions(BaseModel):
@@ -30,14 +31,22 @@ class RelearnOptions(BaseModel):
 
     # A registered relearner (see RELEARNERS).
     trainer: str = "meow.train"
-    steps: int = Field(10, ge=1)
-    learning_rate: float = Field(1e-5, gt=0)
-    batch_size: int = Field(4, ge=1)
+    # A few epochs of plain fine-tuning on the relearning half: the strength of the attack.
+    train: TrainConfig = TrainConfig(
+        learning_rate=2e-5, epochs=3, batch_size=4, micro_batch_size=4, warmup_epochs=0, workers=1
+    )
     max_tokens: int = Field(128, ge=1)
     # How answers are generated before and after relearning.
     engine: EngineConfig = EngineConfig()
     # Where relearned weights go (a temporary directory, removed afterwards, when unset).
     workdir: str | None = None
+
+    @field_validator("trainer")
+    @classmethod
+    def _registered(cls, trainer: str) -> str:
+        if trainer not in RELEARNERS:
+            raise ValueError(f"unknown relearner {trainer!r}; registered: {RELEARNERS.names()}")
+        return trainer
 
 
 class Relearner(Protocol):
@@ -46,6 +55,18 @@ class Relearner(Protocol):
 
 
 RELEARNERS: Registry[Relearner] = Registry("relearner")
+
+
+@RELEARNERS.register("meow.train")
+def meow_train(model: str, records: list[QARecord], out_dir: Path, options: RelearnOptions) -> str:
+    """meow's own fine-tuning (Ray Train; NLL on the answers, as the TOFU target is made)."""
+    from meow.cluster import ray_session
+    from meow.models import resolve_model
+    from meow.train.finetune import finetune
+
+    with ray_session():
+        finetune(resolve_model(model), records, options.train, out_dir, str(out_dir.parent / "checkpoints"), "relearn")
+    return str(out_dir)
 
 
 @ATTACKS.register("relearn")
@@ -59,11 +80,6 @@ class Relearn(Attack):
         weights = data.weights.get(model)
         if weights is None:
             raise AttackSkipped(f"no local weights for {model!r}: relearning fine-tunes the model itself")
-        if self.config.trainer not in RELEARNERS:
-            raise AttackSkipped(
-                f"relearner {self.config.trainer!r} is not available (registered: {RELEARNERS.names() or 'none'}); "
-                "the default needs meow.train's fine-tuning"
-            )
         train, held_out = data.forget[0::2], data.forget[1::2]
         relearner = RELEARNERS.get(self.config.trainer)
         with tempfile.TemporaryDirectory(dir=self.config.workdir) as tmp:

@@ -64,9 +64,14 @@ class ModelServer:
         prompts = [self._prompt_ids(p) for p in request.prompts]
         for ids in prompts:
             self._check_length(ids, request.max_tokens, "prompt")
+        # Echo gives back the prompt as sent; token-id prompts as their decoded text.
+        echoes = [
+            (p if isinstance(p, str) else self.tokenizer.decode(ids)) if request.echo else None
+            for p, ids in zip(request.prompts, prompts)
+        ]
         jobs = [
-            self._complete(ids, self._sampling(request, request.max_tokens, j), request.echo, request.logprobs is not None)
-            for ids in prompts
+            self._complete(ids, self._sampling(request, request.max_tokens, j), echo, request.logprobs is not None)
+            for ids, echo in zip(prompts, echoes)
             for j in range(request.n)
         ]
         results = await asyncio.gather(*jobs)
@@ -114,17 +119,17 @@ class ModelServer:
         return {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids}
 
     async def _complete(
-        self, ids: list[int], sampling: SamplingConfig | None, echo: bool, want_logprobs: bool
+        self, ids: list[int], sampling: SamplingConfig | None, echo: str | None, want_logprobs: bool
     ) -> tuple[dict, int]:
-        """One choice of a completion and the number of tokens it generated."""
+        """One choice of a completion (after the echoed prompt, when `echo`) and the number of tokens it generated."""
         # max_tokens=0 (with echo): nothing to generate, only the prompt's log-probs.
         generation = await self.batcher.generate(ids, sampling) if sampling else Generation("", [], "length")
         new = generation.token_ids
-        text = (self.tokenizer.decode(ids) if echo else "") + generation.text
+        text = (echo or "") + generation.text
         logprobs = None
         if want_logprobs:
-            tokens = ids + new if echo else new
-            if echo:
+            tokens = ids + new if echo is not None else new
+            if echo is not None:
                 # The first token has no context to be predicted from (None, as in OpenAI's API).
                 values = [None] + (await self.batcher.score(tokens[:1], tokens[1:]) if len(tokens) > 1 else [])
             else:

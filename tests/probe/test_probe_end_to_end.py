@@ -17,7 +17,7 @@ from meow.data import QARecord, load_tofu
 from meow.engines import EngineConfig
 from meow.models.templates import question_prompt
 from meow.probe import ATTACKS, ProbeConfig, run_probe
-from meow.probe.relearn import RELEARNERS
+from meow.probe.relearn import RELEARNERS, RelearnOptions
 from meow.serve import ModelEntry, ServeConfig
 from meow.testing.servers import free_port
 
@@ -29,14 +29,15 @@ OPTIONS = {
     "paraphrase": {"max_tokens": 64},
     "prefix": {"max_tokens": 64},
     "sampling": {"max_tokens": 64, "n": 3},
-    "relearn": {"trainer": "test-finetune", "steps": 30, "learning_rate": 3e-3, "max_tokens": 64,
+    "relearn": {"trainer": "test-finetune", "train": {"learning_rate": 3e-3, "epochs": 30}, "max_tokens": 64,
                 "engine": {"name": "hf"}},
 }
 
 
 @RELEARNERS.register("test-finetune")
 def finetune(model: str, records: list[QARecord], out_dir: Path, options) -> str:
-    """Full-batch AdamW on question prompt + answer, with plain transformers (the tiny model trains in seconds)."""
+    """Full-batch AdamW on question prompt + answer, one step per epoch, with plain transformers (seconds on
+    the tiny model; the default relearner, meow.train on Ray Train, is exercised by the slow test below)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -45,8 +46,8 @@ def finetune(model: str, records: list[QARecord], out_dir: Path, options) -> str
     texts = [question_prompt(tokenizer, r.question) + r.answer + tokenizer.eos_token for r in records]
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=options.learning_rate)
-    for _ in range(options.steps):
+    optimizer = torch.optim.AdamW(net.parameters(), lr=options.train.learning_rate)
+    for _ in range(int(options.train.epochs)):
         net(**batch, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -55,15 +56,12 @@ def finetune(model: str, records: list[QARecord], out_dir: Path, options) -> str
     return str(out_dir)
 
 
-class _Steps:
-    steps, learning_rate = 40, 3e-3
-
-
 @pytest.fixture(scope="module")
 def weights(tiny_model_dir, tmp_path_factory):
     from meow.testing.tiny_model import build_tiny_llama
 
-    memorised = finetune(str(tiny_model_dir), load_tofu("forget01")[:LIMIT], tmp_path_factory.mktemp("memorised"), _Steps)
+    recipe = RelearnOptions(trainer="test-finetune", train={"learning_rate": 3e-3, "epochs": 40})
+    memorised = finetune(str(tiny_model_dir), load_tofu("forget01")[:LIMIT], tmp_path_factory.mktemp("memorised"), recipe)
     fresh = str(build_tiny_llama(tmp_path_factory.mktemp("fresh"), seed=1))
     return {"original": memorised, "unlearned": fresh, "oracle": fresh}
 
@@ -191,3 +189,21 @@ def test_unknown_models_and_attacks_are_refused(endpoint, tmp_path):
         ProbeConfig(endpoint=endpoint, models=MODELS, options={"sampling": {"n": 0}})
     with pytest.raises(ValueError, match="does not serve"):
         run_probe(ProbeConfig(endpoint=endpoint, models=("gpt-4",), attacks=("direct",), limit=2), tmp_path)
+
+
+@pytest.mark.slow
+def test_relearning_with_meows_own_trainer(ray_local, weights, tmp_path):
+    """The default relearner: meow.train's fine-tuning on Ray Train, here with one worker."""
+    import asyncio
+
+    from meow.probe.attacks import ProbeData, attack
+
+    relearn = attack("relearn", {
+        "train": {"learning_rate": 3e-3, "epochs": 10, "batch_size": 3, "micro_batch_size": 3, "workers": 1,
+                  "warmup_epochs": 0, "precision": "fp32", "cpus_per_worker": 0.5},
+        "max_tokens": 64, "engine": {"name": "hf"}, "workdir": str(tmp_path),
+    })
+    data = ProbeData(forget=load_tofu("forget01")[:LIMIT], holdout=[], weights=weights)
+    rows = asyncio.run(relearn.run(None, "unlearned", data))
+    assert [r["index"] for r in rows] == [1, 3, 5]
+    assert relearn.aggregate(rows)["recovery"] > 0

@@ -16,6 +16,10 @@ class EndpointConfig(BaseModel):
     model: str
     # Name of the environment variable holding the key (never the key itself: specs are logged).
     api_key_env: str = "OPENAI_API_KEY"
+    # Requests in flight at once, retries of a failed request (the client backs off), per-request timeout.
+    concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(120, gt=0)
 
 
 class InvertConfig(BaseModel):
@@ -25,11 +29,20 @@ class InvertConfig(BaseModel):
     generator: str = "smollm2"
     engine: EngineConfig = EngineConfig()
     endpoint: EndpointConfig | None = None
+    # The reference asks GPT-4 once for 4 answers per fact; forget10-style runs used 8.
     num_candidates: int = Field(4, ge=1)
-    max_attempts: int = Field(3, ge=1)
-    # Candidates whose ROUGE-L recall against the original answer exceeds this restate it.
-    restate_threshold: float = Field(0.7, gt=0, le=1)
+    # Replies asked per fact at most. One reply of a strong model gives all N lines; the embedded
+    # SmolLM2-135M mostly answers one line per reply (docs/memo.md has the measured yield).
+    max_attempts: int = Field(8, ge=1)
+    # Candidates whose ROUGE-L recall of the original answer exceeds this restate it. Swapping one word
+    # of a 7-word answer ("... is male." -> "... is female.") gives 0.86, the typical inverted fact.
+    restate_threshold: float = Field(0.9, gt=0, le=1)
+    # Reference sampling (temperature 0.9, max_tokens 512).
     temperature: float = Field(0.9, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(512, ge=1)
     seed: int = 42
-    actors: int = Field(1, ge=1)
+    # Engine actors (one CPU, or `gpus_per_actor` GPUs, each) and prompts per engine call.
+    actors: int = Field(2, ge=1)
+    batch_size: int = Field(64, ge=1)
+    gpus_per_actor: float = Field(0, ge=0)

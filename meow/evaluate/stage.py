@@ -35,11 +35,14 @@ def eval_splits(spec: PipelineSpec) -> list[EvalSplit]:
 
 
 def retain_authors(spec: PipelineSpec) -> list[int] | None:
-    """The retain authors the prepared target was trained on (TOFU-mini: the first few TOFU authors);
-    None: all of retain_perturbed, as the reference."""
-    if "prepare" in spec.stages and spec.prepare.selection == "tofu-mini":
-        return list(range(spec.prepare.mini_retain_authors))
-    return None
+    """The retain authors the prepared target was trained on (`meow.train.tofu_mini`); None without
+    `prepare`: all of retain_perturbed, as the reference."""
+    if "prepare" not in spec.stages:
+        return None
+    from meow.train import tofu_mini
+    from meow.train.stages import forget_records
+
+    return tofu_mini.retain_authors(spec.prepare, forget_records(spec))
 
 
 class EvaluateStage(Stage):

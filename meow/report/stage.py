@@ -80,13 +80,14 @@ def collect(run: RunDir, spec: PipelineSpec) -> dict[str, Any]:
 
 def benchmark_entries(evaluation: dict[str, Any], manifests: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     """The evaluation's entries with `wall_s`: for a method, the seconds of the stages that produced
-    the unlearned model; for target and oracle, their preparation (null when the run did not prepare)."""
+    the unlearned model; for target and oracle, their training time (also when this run reused them
+    from the cache; null when the run did not prepare them)."""
     method_seconds = sum(manifests[s]["seconds"] for s in UNLEARNING_STAGES if s in manifests)
     prepared = (manifests.get("prepare") or {}).get("summary") or {}
     entries: dict[str, Any] = {}
     for role in ("target", "oracle"):
         if role in evaluation:
-            entries[role] = {**evaluation[role], "wall_s": (prepared.get(role) or {}).get("seconds")}
+            entries[role] = {**evaluation[role], "wall_s": (prepared.get(role) or {}).get("train_seconds")}
     if "methods" in evaluation:
         entries["methods"] = {m: {**e, "wall_s": round(method_seconds, 2)} for m, e in evaluation["methods"].items()}
     return entries

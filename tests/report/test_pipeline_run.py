@@ -27,7 +27,7 @@ class Prepare(Stage):
     def run(self, ctx):
         build_tiny_llama(ctx.dir / "target", seed=1)
         build_tiny_llama(ctx.dir / "oracle", seed=2)
-        return {"target": {"seconds": 1.5}, "oracle": {"seconds": 2.5}}
+        return {"target": {"train_seconds": 1.5}, "oracle": {"train_seconds": 2.5}}
 
 
 class Memo(Stage):

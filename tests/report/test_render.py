@@ -10,7 +10,7 @@ def test_wall_time_of_a_method_is_the_stages_that_made_the_unlearned_model():
         name: {"seconds": seconds}
         for name, seconds in {"prepare": 100.0, "invert": 10.0, "memo": 20.0, "select": 0.5, "unlearn": 60.0}.items()
     }
-    manifests["prepare"]["summary"] = {"target": {"seconds": 40.0}, "oracle": {"seconds": 30.0}}
+    manifests["prepare"]["summary"] = {"target": {"train_seconds": 40.0}, "oracle": {"train_seconds": 30.0}}
     evaluation = {
         "target": {"forget_quality": 0.01},
         "oracle": {"forget_quality": 1.0},

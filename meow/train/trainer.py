@@ -65,6 +65,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_step: int = 0
     seconds: float = 0.0
+    # Parameters held by each worker after sharding.
+    shard_parameters: list[int] = field(default_factory=list)
 
 
 def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
@@ -114,7 +116,9 @@ def fit(job: TrainJob, plan: Plan, storage_path: str, name: str, out_dir: Path) 
         shutil.copytree(Path(directory) / MODEL_DIR, tmp)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp.rename(out_dir)
-    return TrainResult(out_dir, state["history"], state["resumed_from_step"], round(time.time() - started, 2))
+    return TrainResult(
+        out_dir, state["history"], state["resumed_from_step"], round(time.time() - started, 2), state["shard_parameters"]
+    )
 
 
 def _storage(location: str):
@@ -173,6 +177,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     if job.reference_groups or job.kl_groups:
         reference = _sharded(Scorer(_load_model(job.model_dir, config, trainable=False)), device, world, config)
 
+    # Each worker's share of the parameters (FSDP2 shards every parameter along its first dimension).
+    shards: list[int] = [0] * world
+    dist.all_gather_object(shards, sum(p.to_local().numel() for p in scorer.parameters()))
     params = [p for p in scorer.parameters() if p.requires_grad]
     # The HF Trainer decays every weight matrix and embedding, not biases or norm scales.
     optimizer = torch.optim.AdamW(
@@ -200,7 +207,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     progress = _progress(plan.total_steps, start, job.label) if rank == 0 else None
     for step in range(start, plan.total_steps):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         factor = linear_warmup_decay(step, plan.warmup_steps, plan.total_steps)
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * factor
@@ -228,6 +235,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             "grad_norm": grad_norm,
             "tokens": sum(m.tokens() for m in plan.steps[step]),
             "seconds": round(seconds, 3),
+            # This worker's CPU time: the step's cost on a machine shared with other work.
+            "cpu_seconds": round(time.process_time() - began_cpu, 3),
         }
         history.append(record)
         if progress is not None:
@@ -248,7 +257,13 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         progress.close()
 
     full = _full_state(scorer)
-    final = {"step": plan.total_steps, "history": history, "final": True, "resumed_from_step": resumed_from}
+    final = {
+        "step": plan.total_steps,
+        "history": history,
+        "final": True,
+        "resumed_from_step": resumed_from,
+        "shard_parameters": shards,
+    }
     with tempfile.TemporaryDirectory() as directory:
         if rank == 0:
             _save_hf(full, job, Path(directory) / MODEL_DIR)

@@ -1,0 +1,51 @@
+"""benchmarks/tofu_methods.py: the per-method specs it runs and the table it prints (no models)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from meow.pipeline.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("tofu_methods", ROOT / "benchmarks" / "tofu_methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BASE = """
+name: tofu-forget01-smollm2
+stages: [prepare, invert, memo, select, unlearn, evaluate, report]
+unlearn: {method: meow, method_args: {sequences_per_fact: 8}, train: {epochs: 3}}
+"""
+
+
+def test_each_method_gets_the_same_spec_and_only_meow_builds_inverted_facts(bench):
+    base = load_spec(BASE)
+    meow = bench.method_spec(base, "meow")
+    assert meow.stages == base.stages and meow.unlearn.method_args == {"sequences_per_fact": 8}
+    npo = bench.method_spec(base, "npo")
+    assert npo.stages == ("prepare", "unlearn", "evaluate", "report")
+    assert npo.name == "tofu-forget01-smollm2-npo" and npo.unlearn.method == "npo"
+    # Same data, preparation and training recipe; MEOW's own arguments do not leak into others.
+    assert npo.unlearn.method_args == {} and npo.unlearn.train == base.unlearn.train
+    assert npo.prepare == base.prepare and npo.forget == base.forget and npo.evaluate == base.evaluate
+    with pytest.raises(SystemExit, match="report"):
+        bench.method_spec(load_spec("stages: [unlearn, evaluate]"), "npo")
+
+
+def test_table_and_relative_utility(bench):
+    result = {
+        "target": {"forget_quality": 0.0012, "model_utility": 0.5, "forget_rouge_l": 0.9, "wall_s": 100.0},
+        "oracle": {"forget_quality": 1.0, "model_utility": 0.48, "forget_rouge_l": 0.3, "wall_s": 80.0},
+        "methods": {"meow": {"forget_quality": 0.4, "model_utility": 0.475, "forget_rouge_l": 0.35, "wall_s": 42.0}},
+    }
+    lines = bench.table(result).splitlines()
+    assert lines[0].split() == ["model", "FQ", "MU", "MU/target", "forget", "ROUGE-L", "wall", "s"]
+    assert lines[1].split() == ["target", "0.0012", "0.500", "1.00x", "0.900", "100"]
+    assert lines[3].split() == ["meow", "0.4", "0.475", "0.95x", "0.350", "42"]

@@ -22,8 +22,11 @@ from pathlib import Path
 import requests
 
 from meow.cluster import LOOPBACK, local_ray_env
-from meow.testing.servers import free_port, wait_for_port
+from meow.testing.servers import free_port
 
+START_LOG = "ray-start.log"
+# What `ray start` prints once the node has registered with the GCS.
+STARTED = "Ray runtime started"
 PORT_FLAGS = (
     "port",
     "node-manager-port",
@@ -71,10 +74,28 @@ class LocalRayCluster:
         return self.ports["metrics-export-port"]
 
     @classmethod
-    def start(cls, num_cpus: int | None = None, timeout: float = 120.0) -> LocalRayCluster:
+    def start(cls, num_cpus: int | None = None, timeout: float = 180.0, attempts: int = 3) -> LocalRayCluster:
+        """Start a head node; retried because Ray gives a node only 30 s to register with its GCS,
+        which an overloaded machine can miss (`ray start` then exits with "timed out during startup")."""
+        for attempt in range(1, attempts + 1):
+            cluster = cls._launch(num_cpus)
+            try:
+                cluster._wait_until_ready(timeout)
+                return cluster
+            except BaseException:
+                cluster.stop()
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _launch(cls, num_cpus: int | None) -> LocalRayCluster:
         env = {**os.environ, **local_ray_env()}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("OMP_NUM_THREADS", "1")
+        # On stop, the node waits this long for running work to drain (Ray's default: 30 s). Jobs on
+        # a cluster being stopped are lost either way; the platform's store keeps their record.
+        env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "5")
         ports = {flag: free_port() for flag in PORT_FLAGS}
         # Short: Ray puts Unix sockets under it, and those paths are limited to ~107 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="meow-ray-", dir="/tmp"))
@@ -91,38 +112,42 @@ class LocalRayCluster:
             *(f"--{flag}={port}" for flag, port in ports.items()),
             *([f"--num-cpus={num_cpus}"] if num_cpus else []),
         ]
-        # Its own session: a Ctrl-C meant for the caller does not reach Ray; we stop it explicitly.
-        process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
-        cluster = cls(process, ports, temp_dir)
-        try:
-            wait_for_port(ports["dashboard-port"], timeout=timeout, process=process)
-            cluster._wait_for_jobs_api(timeout)
-        except BaseException:
-            cluster.stop()
-            raise
-        return cluster
+        with open(temp_dir / START_LOG, "w") as log:
+            # Its own session: a Ctrl-C meant for the caller does not reach Ray; we stop it explicitly.
+            process = subprocess.Popen(command, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        return cls(process, ports, temp_dir)
 
-    def _wait_for_jobs_api(self, timeout: float) -> None:
-        """The dashboard port opens before the job module answers; wait until it does."""
+    def _wait_until_ready(self, timeout: float) -> None:
+        """Ready: `ray start` reported the node up (it registered with the GCS) and the Jobs API answers."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(f"{self.dashboard_url}/api/jobs/", headers=ray_auth_headers(), timeout=5).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Ray Jobs API at {self.dashboard_url} not ready after {timeout} s")
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = (self.temp_dir / START_LOG).read_text()[-2000:]
+                raise RuntimeError(f"ray start exited with {self.process.returncode}:\n{tail}")
+            if STARTED in (self.temp_dir / START_LOG).read_text() and self._jobs_api_answers():
+                return
             time.sleep(0.5)
+        raise TimeoutError(f"Ray head on {self.gcs_address} not ready after {timeout} s")
+
+    def _jobs_api_answers(self) -> bool:
+        try:
+            return requests.get(f"{self.dashboard_url}/api/jobs/", headers=ray_auth_headers(), timeout=5).ok
+        except requests.RequestException:
+            return False
 
     def stop(self, timeout: float = 60.0) -> None:
-        """SIGTERM to `ray start --block` drains the node and stops every process it started."""
+        """SIGTERM to `ray start --block` drains the node and stops every process it started; then
+        whatever is left of the process group this cluster was started in is killed (e.g. after a
+        `ray start` that failed halfway and left its GCS behind)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                # The process group is the one this cluster was started in (start_new_session).
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -41,7 +41,7 @@ def check_spec(text: str, read_prefixes: Iterable[str]) -> AcceptedSpec:
         raise SpecRejected("invalid_spec", str(e)) from None
     _check_platform_owned_keys(spec)
     prefixes = [p for p in (normalize_location(prefix) for prefix in read_prefixes) if p]
-    for location in spec.uris():
+    for location in _locations(spec):
         if not any(is_within(location, prefix) for prefix in prefixes):
             raise SpecRejected(
                 "forbidden_location",
@@ -55,6 +55,15 @@ def check_spec(text: str, read_prefixes: Iterable[str]) -> AcceptedSpec:
         cpus=float(resources["cpus"]),
         gpus=float(resources["gpus"]),
     )
+
+
+def _locations(spec: PipelineSpec) -> list[str]:
+    """What the spec reads: `PipelineSpec.uris()`, plus `unlearn.retain` when it names a file (a
+    location uris() does not list yet; a TOFU split name is packaged data, not a location)."""
+    from meow.data.tofu import SPLITS
+
+    retain = spec.unlearn.retain
+    return spec.uris() + ([retain] if retain and retain not in SPLITS else [])
 
 
 def _check_platform_owned_keys(spec: PipelineSpec) -> None:

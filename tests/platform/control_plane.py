@@ -39,7 +39,8 @@ class ControlPlane:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ControlPlane:
-        self.port = free_port()
+        """Start (or restart, on the same port and store) the control plane."""
+        self.port = self.port or free_port()
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "meow_platform", "serve", "--port", str(self.port)],

@@ -17,6 +17,7 @@ model: {ROOT}/acme/models/tiny
 forget: {{source: s3://shared-models/base/../base/forget.jsonl}}
 unlearn: {{method: meow, train: {{workers: 1, cpus_per_worker: 1}}}}
 memo: {{actors: 1}}
+invert: {{actors: 1}}
 """
     with pytest.raises(SpecRejected) as rejected:
         check_spec(spec, ACME)
@@ -36,10 +37,17 @@ memo: {{actors: 1}}
         "s3://other-bucket/acme/m",
     ],
 )
-def test_locations_outside_the_tenants_prefixes_are_refused(location):
+@pytest.mark.parametrize("key", ["model", "forget.source", "invert.generator", "evaluate.oracle", "unlearn.retain"])
+def test_locations_outside_the_tenants_prefixes_are_refused(location, key):
+    section, _, field = key.rpartition(".")
+    spec = f"{section}: {{{field}: {location}}}\n" if section else f"{field}: {location}\n"
     with pytest.raises(SpecRejected) as rejected:
-        check_spec(f"model: {location}\n", ACME)
+        check_spec(spec, ACME)
     assert rejected.value.code == "forbidden_location"
+
+
+def test_packaged_tofu_splits_are_not_locations():
+    check_spec("forget: {source: forget05}\nunlearn: {retain: retain95, train: {workers: 1}}\n", ACME)
 
 
 def test_a_symlink_inside_the_prefix_cannot_point_out_of_it(tmp_path):

@@ -17,6 +17,8 @@ from meow_platform.settings import Settings
 @click.group()
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces every plugin and step at INFO on each start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()

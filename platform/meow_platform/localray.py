@@ -96,6 +96,9 @@ class LocalRayCluster:
         # On stop, the node waits this long for running work to drain (Ray's default: 30 s). Jobs on
         # a cluster being stopped are lost either way; the platform's store keeps their record.
         env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "5")
+        # Processes push their metrics to the node every interval (Ray's default: 10 s); a stage's
+        # last counts, recorded just before its driver exits, would otherwise never be exported.
+        env.setdefault("RAY_metrics_report_interval_ms", "1000")
         ports = {flag: free_port() for flag in PORT_FLAGS}
         # Short: Ray puts Unix sockets under it, and those paths are limited to ~107 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="meow-ray-", dir="/tmp"))

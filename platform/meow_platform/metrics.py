@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from meow_platform.store import ACTIVE, QUEUED, Store
+from meow_platform.policy import SpecRejected
+from meow_platform.quotas import QUOTAS
+from meow_platform.store import ACTIVE, FINAL, QUEUED, Store
 
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 
@@ -64,6 +66,16 @@ class PlatformMetrics:
         self.backend_errors = Counter(
             "meow_platform_backend_errors", "Backend calls that failed", ["backend", "operation"], registry=r
         )
+
+    def track_tenant(self, tenant: str) -> None:
+        """Create a tenant's series at zero, so that they exist (and rates work) from the start, also
+        right after a restart of the control plane, before anything happened."""
+        self.submitted.labels(tenant)
+        for state in FINAL:
+            self.finished.labels(tenant, state)
+            self.duration.labels(tenant, state)
+        for reason in (*SpecRejected.CODES, *QUOTAS, "rate_limited"):
+            self.rejected.labels(tenant, reason)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

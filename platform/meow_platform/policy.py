@@ -19,6 +19,8 @@ from meow.pipeline.spec import PipelineSpec, RayConfig, SpecError, load_spec
 
 
 class SpecRejected(Exception):
+    CODES = ("invalid_spec", "forbidden_key", "forbidden_location")
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code

@@ -14,6 +14,9 @@ from meow_platform.policy import AcceptedSpec
 from meow_platform.settings import Quota
 
 
+QUOTAS = ("max_workers_per_job", "max_cpus_per_job", "max_gpus_per_job", "max_concurrent_jobs", "max_queued_jobs")
+
+
 @dataclass
 class QuotaExceeded(Exception):
     quota: str

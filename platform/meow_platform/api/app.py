@@ -48,6 +48,8 @@ def create_app(settings: Settings, backend_factory: Callable[[Settings], Backend
     migrate(engine)
     store = Store(engine)
     metrics = PlatformMetrics(store)
+    for tenant in store.tenants():
+        metrics.track_tenant(tenant.name)
     ctx = Context(
         settings=settings,
         store=store,

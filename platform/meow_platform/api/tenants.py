@@ -24,7 +24,7 @@ def _tenant(ctx: Ctx, name: str) -> Tenant:
 def create_tenant(body: TenantCreate, ctx: Ctx, _: Admin) -> Tenant:
     settings = ctx.settings
     try:
-        return ctx.store.create_tenant(
+        tenant = ctx.store.create_tenant(
             name=body.name,
             disabled=False,
             quota=(body.quota or settings.default_quota).model_dump(),
@@ -35,6 +35,8 @@ def create_tenant(body: TenantCreate, ctx: Ctx, _: Admin) -> Tenant:
         )
     except AlreadyExists:
         raise error(409, "conflict", f"tenant {body.name!r} exists") from None
+    ctx.metrics.track_tenant(tenant.name)
+    return tenant
 
 
 @router.get("", response_model=list[TenantOut])

@@ -84,8 +84,12 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
 
     def body_for(i: int) -> dict:
         question = questions[i % len(questions)]
-        return {"model": "bench", "messages": [{"role": "user", "content": question}],
-                "max_tokens": args.max_tokens, "temperature": 0}
+        return {
+            "model": "bench",
+            "messages": [{"role": "user", "content": question}],
+            "max_tokens": args.max_tokens,
+            "temperature": 0,
+        }
 
     limits = httpx.Limits(max_connections=args.burst + 8, max_keepalive_connections=args.burst + 8)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
@@ -111,11 +115,15 @@ def main() -> None:
     print(f"\nmodel {args.model}, one replica (1 CPU, vLLM fp32), chat completions of {args.max_tokens} tokens, greedy")
     print(f"{'clients':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'tokens/answer':>14} {'5xx':>5}")
     for clients, m in levels.items():
-        print(f"{clients:>8} {m['requests']:>9} {m['rps']:>7.2f} {m['p50_ms']:>8.0f} {m['p95_ms']:>8.0f} "
-              f"{m['tokens']:>14.1f} {m['errors_5xx']:>5}")
-    print(f"overload: {overload['sent']} simultaneous requests against {limits.max_ongoing_requests} running + "
-          f"{limits.max_queued_requests} queued: {overload['ok']} answered, {overload['rejected_429']} got 429, "
-          f"{overload['errors_5xx']} got 5xx; serving afterwards: {overload['serving_after']}")
+        print(
+            f"{clients:>8} {m['requests']:>9} {m['rps']:>7.2f} {m['p50_ms']:>8.0f} {m['p95_ms']:>8.0f} "
+            f"{m['tokens']:>14.1f} {m['errors_5xx']:>5}"
+        )
+    print(
+        f"overload: {overload['sent']} simultaneous requests against {limits.max_ongoing_requests} running + "
+        f"{limits.max_queued_requests} queued: {overload['ok']} answered, {overload['rejected_429']} got 429, "
+        f"{overload['errors_5xx']} got 5xx; serving afterwards: {overload['serving_after']}"
+    )
     summary = {
         "model": args.model,
         "max_tokens": args.max_tokens,

@@ -21,7 +21,12 @@ from meow.cli.serve import name_spec
 @click.option("--run", "run", help="A MEOW run: report into <run>/probe; its weights enable relearning.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report directory [default: <run>/probe].")
 @click.option("--weights", multiple=True, metavar="NAME=SPEC", help="Local weights of a served model (relearning).")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML ProbeConfig (options per attack, ...).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML ProbeConfig (options per attack, ...).",
+)
 @click.option("--limit", type=int, help="Probe only the first N forget and holdout records.")
 @click.option("--concurrency", type=int, help="Examples in flight at once [default: 8].")
 @click.option("--token-env", default="MEOW_SERVE_TOKEN", show_default=True, help="Env var with the bearer token.")
@@ -76,4 +81,3 @@ def probe(
         raise click.ClickException(str(e)) from None
     click.echo((directory / "leakage.md").read_text(), err=True)
     click.echo(str(directory))
-

@@ -65,7 +65,7 @@ def serve(
 def _config_data(models, run, config_path, host, port, token_env) -> dict:
     data = (yaml.safe_load(Path(config_path).read_text()) or {}) if config_path else {}
     entries = list(data.get("models", []))
-    named = dict(_pair(m) for m in models)
+    named = dict(name_spec(m, "--model") for m in models)
     if run:
         from meow.serve.rundir import run_models
 
@@ -80,8 +80,9 @@ def _config_data(models, run, config_path, host, port, token_env) -> dict:
     return data
 
 
-def _pair(text: str) -> tuple[str, str]:
+def name_spec(text: str, option: str) -> tuple[str, str]:
+    """`NAME=SPEC` of a --model/--weights option."""
     name, sep, spec = text.partition("=")
     if not sep or not name or not spec:
-        raise click.BadParameter(f"{text!r}: expected NAME=SPEC", param_hint="--model")
+        raise click.BadParameter(f"{text!r}: expected NAME=SPEC", param_hint=option)
     return name, spec

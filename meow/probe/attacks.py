@@ -104,7 +104,9 @@ class Paraphrase(Attack):
             )
         ]
         if not probes:
-            raise AttackSkipped("no paraphrased questions: the forget set has no `paraphrased_question` and no file was given")
+            raise AttackSkipped(
+                "no paraphrased questions: the forget set has no `paraphrased_question` and no file was given"
+            )
 
         async def probe(item: tuple[QARecord, int, str]) -> Row:
             record, k, question = item

@@ -24,11 +24,19 @@ def write_metrics(path: Path, results: dict[str, dict[str, Outcome]], verdicts: 
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     registry = CollectorRegistry()
-    score = Gauge("meow_probe_score", "Aggregate leakage scores per attack and model.",
-                  ["attack", "model", "metric"], registry=registry)
+    score = Gauge(
+        "meow_probe_score",
+        "Aggregate leakage scores per attack and model.",
+        ["attack", "model", "metric"],
+        registry=registry,
+    )
     examples = Gauge("meow_probe_examples", "Probes run per attack and model.", ["attack", "model"], registry=registry)
-    verdict = Gauge("meow_probe_verdict", "+1: the subject leaks more than the reference, 0 the same, -1 less.",
-                    ["attack", "subject", "reference"], registry=registry)
+    verdict = Gauge(
+        "meow_probe_verdict",
+        "+1: the subject leaks more than the reference, 0 the same, -1 less.",
+        ["attack", "subject", "reference"],
+        registry=registry,
+    )
     finished = Gauge("meow_probe_last_run_timestamp_seconds", "When the probe finished.", registry=registry)
     for attack, outcomes in results.items():
         for model, outcome in outcomes.items():

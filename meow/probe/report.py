@@ -62,7 +62,10 @@ def verdict(
 
 
 def write_report(
-    out: Path, models: tuple[str, ...], attacks: dict[str, Attack], results: dict[str, dict[str, Outcome]],
+    out: Path,
+    models: tuple[str, ...],
+    attacks: dict[str, Attack],
+    results: dict[str, dict[str, Outcome]],
     verdicts: dict[str, Verdict],
 ) -> dict:
     """leakage.json, leakage.md and PNG plots in `out`; returns what leakage.json holds."""
@@ -71,7 +74,9 @@ def write_report(
         "attacks": {
             name: {
                 "headline": attacks[name].headline,
-                "models": {m: o.aggregate if o.skipped is None else {"skipped": o.skipped} for m, o in results[name].items()},
+                "models": {
+                    m: o.aggregate if o.skipped is None else {"skipped": o.skipped} for m, o in results[name].items()
+                },
                 "verdict": verdicts[name].__dict__,
             }
             for name in attacks
@@ -84,13 +89,19 @@ def write_report(
 
 
 def markdown(
-    models: tuple[str, ...], attacks: dict[str, Attack], results: dict[str, dict[str, Outcome]],
+    models: tuple[str, ...],
+    attacks: dict[str, Attack],
+    results: dict[str, dict[str, Outcome]],
     verdicts: dict[str, Verdict],
 ) -> str:
     head = "| attack | metric | " + " | ".join(models) + " |\n|---|---|" + "---|" * len(models) + "\n"
     lines = ["# Leakage report", "", "Higher = more of the forget set revealed. " + _legend(), "", head.rstrip("\n")]
     for name, attack in attacks.items():
-        lines.append(f"| {name} | {attack.headline} | " + " | ".join(_cell(results[name][m], attack.headline) for m in models) + " |")
+        lines.append(
+            f"| {name} | {attack.headline} | "
+            + " | ".join(_cell(results[name][m], attack.headline) for m in models)
+            + " |"
+        )
     lines += ["", "## Verdicts", ""] + [f"- {verdicts[name].line}" for name in attacks]
     for name in attacks:
         metrics = sorted({k for o in results[name].values() for k in o.aggregate})
@@ -115,7 +126,9 @@ def _cell(outcome: Outcome, metric: str) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def plot(out: Path, models: tuple[str, ...], attacks: dict[str, Attack], results: dict[str, dict[str, Outcome]]) -> None:
+def plot(
+    out: Path, models: tuple[str, ...], attacks: dict[str, Attack], results: dict[str, dict[str, Outcome]]
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -42,7 +42,8 @@ def run_probe(config: ProbeConfig, out: Path, weights: dict[str, str] | None = N
     attacks = {name: attack(name, config.options.get(name)) for name in config.attacks}
     results = asyncio.run(_run_attacks(config, attacks, data, out))
     verdicts = {
-        name: verdict(name, a, results[name], config.subject, config.references, config.seed) for name, a in attacks.items()
+        name: verdict(name, a, results[name], config.subject, config.references, config.seed)
+        for name, a in attacks.items()
     }
     summary = write_report(out, config.models, attacks, results, verdicts)
     write_metrics(out / "metrics.prom", results, verdicts)

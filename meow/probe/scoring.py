@@ -66,6 +66,7 @@ def paired_bootstrap(
     same draw for both models, within each `member` group, so a paired design stays paired and
     a membership AUC keeps both classes.
     """
+
     def groups(rows: list[Row]) -> dict[tuple, list[Row]]:
         out: dict[tuple, list[Row]] = {}
         for row in rows:

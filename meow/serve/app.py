@@ -34,9 +34,9 @@ def build_app(config: ServeConfig):
         models[entry.name] = deployment.bind(entry, limits)
     # The ingress must hold every request the model queues can: otherwise requests would wait
     # at the ingress (unbounded latency) instead of getting a 429 from the model's bounded queue.
-    capacity = sum(
-        e.num_replicas * limits.max_ongoing_requests + limits.max_queued_requests for e in config.models
-    ) + 32
+    capacity = (
+        sum(e.num_replicas * limits.max_ongoing_requests + limits.max_queued_requests for e in config.models) + 32
+    )
     gateway = serve.deployment(
         Gateway,
         name="gateway",
@@ -54,9 +54,7 @@ def start(config: ServeConfig) -> str:
 
     Returns once every replica has loaded and warmed its engine. Ray must be initialised.
     """
-    serve.start(
-        http_options={"host": config.host, "port": config.port, "request_timeout_s": config.request_timeout_s}
-    )
+    serve.start(http_options={"host": config.host, "port": config.port, "request_timeout_s": config.request_timeout_s})
     serve.run(build_app(config), name=config.app_name, route_prefix="/")
     log.info("serving %s on %s", ", ".join(m.name for m in config.models), config.url)
     return config.url

@@ -69,7 +69,9 @@ class Gateway:
             except Exception:  # noqa: BLE001 - any failure means "not ready", reported per model
                 states[name] = False
         ok = all(states.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "models": states}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "models": states}, status_code=200 if ok else 503
+        )
 
     @app.get("/v1/models")
     async def list_models(self, request: Request) -> JSONResponse:
@@ -154,8 +156,9 @@ class Gateway:
 
     def _known(self, model: str) -> str:
         if model not in self.models:
-            raise ApiError(404, f"model {model!r} is not served here; see GET /v1/models", param="model",
-                           type="not_found_error")
+            raise ApiError(
+                404, f"model {model!r} is not served here; see GET /v1/models", param="model", type="not_found_error"
+            )
         return model
 
     def _check_limits(self, request: BaseModel) -> None:

@@ -87,7 +87,9 @@ class ModelServer:
         generations = await asyncio.gather(
             *(self.batcher.generate(ids, self._sampling(request, budget, j)) for j in range(request.n))
         )
-        logprobs = await asyncio.gather(*(self._chat_logprobs(ids, g) for g in generations)) if request.logprobs else None
+        logprobs = (
+            await asyncio.gather(*(self._chat_logprobs(ids, g) for g in generations)) if request.logprobs else None
+        )
         choices = [
             {
                 "index": j,
@@ -105,7 +107,8 @@ class ModelServer:
         strings = self._token_strings(generation.token_ids)
         return {
             "content": [
-                {"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in zip(strings, values)
+                {"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+                for t, lp in zip(strings, values)
             ]
         }
 
@@ -223,5 +226,9 @@ def _envelope(prefix: str, kind: str, model: str, choices: list[dict], prompt_to
         "created": int(time.time()),
         "model": model,
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": new_tokens, "total_tokens": prompt_tokens + new_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": new_tokens,
+            "total_tokens": prompt_tokens + new_tokens,
+        },
     }

@@ -29,8 +29,12 @@ OPTIONS = {
     "paraphrase": {"max_tokens": 64},
     "prefix": {"max_tokens": 64},
     "sampling": {"max_tokens": 64, "n": 3},
-    "relearn": {"trainer": "test-finetune", "train": {"learning_rate": 3e-3, "epochs": 30}, "max_tokens": 64,
-                "engine": {"name": "hf"}},
+    "relearn": {
+        "trainer": "test-finetune",
+        "train": {"learning_rate": 3e-3, "epochs": 30},
+        "max_tokens": 64,
+        "engine": {"name": "hf"},
+    },
 }
 
 
@@ -61,7 +65,9 @@ def weights(tiny_model_dir, tmp_path_factory):
     from meow.testing.tiny_model import build_tiny_llama
 
     recipe = RelearnOptions(trainer="test-finetune", train={"learning_rate": 3e-3, "epochs": 40})
-    memorised = finetune(str(tiny_model_dir), load_tofu("forget01")[:LIMIT], tmp_path_factory.mktemp("memorised"), recipe)
+    memorised = finetune(
+        str(tiny_model_dir), load_tofu("forget01")[:LIMIT], tmp_path_factory.mktemp("memorised"), recipe
+    )
     fresh = str(build_tiny_llama(tmp_path_factory.mktemp("fresh"), seed=1))
     return {"original": memorised, "unlearned": fresh, "oracle": fresh}
 
@@ -99,7 +105,10 @@ def test_the_memorising_model_is_caught_and_the_fresh_one_is_not(report):
     assert direct["unlearned"]["rouge_l_recall"] < 0.5 and direct["unlearned"]["exact_match"] == 0
     prefix = attacks["prefix"]["models"]
     assert prefix["original"]["rouge_l_recall"] > 0.9 > 0.5 > prefix["unlearned"]["rouge_l_recall"]
-    assert attacks["sampling"]["models"]["original"]["rouge_l_recall"] > attacks["sampling"]["models"]["unlearned"]["rouge_l_recall"]
+    assert (
+        attacks["sampling"]["models"]["original"]["rouge_l_recall"]
+        > attacks["sampling"]["models"]["unlearned"]["rouge_l_recall"]
+    )
     membership = attacks["membership"]["models"]
     assert membership["original"]["auc_loss"] == 1.0
     assert membership["original"]["loss_forget"] < membership["original"]["loss_holdout"]
@@ -157,7 +166,10 @@ def test_report_files(report):
     assert "| attack | metric | original | unlearned | oracle |" in table
     assert table.count("leaks about as much as oracle") >= 4
     families = {f.name: f for f in text_string_to_metric_families((out / "metrics.prom").read_text())}
-    scores = {(s.labels["attack"], s.labels["model"], s.labels["metric"]): s.value for s in families["meow_probe_score"].samples}
+    scores = {
+        (s.labels["attack"], s.labels["model"], s.labels["metric"]): s.value
+        for s in families["meow_probe_score"].samples
+    }
     assert scores[("direct", "original", "exact_match")] == 1.0
     assert {s.labels["attack"] for s in families["meow_probe_verdict"].samples} >= {"direct", "membership"}
     # No forget-set text in the metrics.
@@ -171,8 +183,20 @@ def test_the_cli_writes_the_report(endpoint, tmp_path):
 
     out = tmp_path / "cli"
     result = CliRunner().invoke(
-        main, ["probe", "--endpoint", endpoint, "--models", "original,unlearned", "--attacks", "direct,membership",
-               "--limit", "2", "--out", str(out)],
+        main,
+        [
+            "probe",
+            "--endpoint",
+            endpoint,
+            "--models",
+            "original,unlearned",
+            "--attacks",
+            "direct,membership",
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == str(out)
@@ -198,11 +222,24 @@ def test_relearning_with_meows_own_trainer(ray_local, weights, tmp_path):
 
     from meow.probe.attacks import ProbeData, attack
 
-    relearn = attack("relearn", {
-        "train": {"learning_rate": 3e-3, "epochs": 10, "batch_size": 3, "micro_batch_size": 3, "workers": 1,
-                  "warmup_epochs": 0, "precision": "fp32", "cpus_per_worker": 0.5},
-        "max_tokens": 64, "engine": {"name": "hf"}, "workdir": str(tmp_path),
-    })
+    relearn = attack(
+        "relearn",
+        {
+            "train": {
+                "learning_rate": 3e-3,
+                "epochs": 10,
+                "batch_size": 3,
+                "micro_batch_size": 3,
+                "workers": 1,
+                "warmup_epochs": 0,
+                "precision": "fp32",
+                "cpus_per_worker": 0.5,
+            },
+            "max_tokens": 64,
+            "engine": {"name": "hf"},
+            "workdir": str(tmp_path),
+        },
+    )
     data = ProbeData(forget=load_tofu("forget01")[:LIMIT], holdout=[], weights=weights)
     rows = asyncio.run(relearn.run(None, "unlearned", data))
     assert [r["index"] for r in rows] == [1, 3, 5]

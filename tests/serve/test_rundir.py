@@ -51,6 +51,8 @@ def test_serve_cli_merges_run_and_explicit_models(run):
     _model(run / "unlearn" / "model")
     data = _config_data(("extra=/models/x", "original=/models/base"), str(run), None, None, 9000, "NO_SUCH_TOKEN_VAR")
     assert {m["name"]: m["spec"] for m in data["models"]} == {
-        "original": "/models/base", "unlearned": str(run / "unlearn" / "model"), "extra": "/models/x"
+        "original": "/models/base",
+        "unlearned": str(run / "unlearn" / "model"),
+        "extra": "/models/x",
     }
     assert data["port"] == 9000 and "api_token" not in data

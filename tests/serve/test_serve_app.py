@@ -18,8 +18,13 @@ TOKEN = "test-token"
 QUESTION = "Who wrote the book about the author born in Kuwait City?"
 ENGINE = EngineConfig(kv_cache_bytes=64 << 20, max_model_len=512)
 LIMITS = Limits(
-    max_prompt_tokens=256, max_tokens=64, max_n=4, max_prompts=4, max_body_bytes=4096,
-    max_ongoing_requests=2, max_queued_requests=2,
+    max_prompt_tokens=256,
+    max_tokens=64,
+    max_n=4,
+    max_prompts=4,
+    max_body_bytes=4096,
+    max_ongoing_requests=2,
+    max_queued_requests=2,
 )
 
 
@@ -167,8 +172,10 @@ def test_bad_chat_requests(http):
     cases = [
         ({"model": "original", "messages": []}, "messages"),
         ({"model": "original", "messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role"),
-        ({"model": "original", "messages": user, "continue_final_message": True, "add_generation_prompt": False},
-         "messages"),
+        (
+            {"model": "original", "messages": user, "continue_final_message": True, "add_generation_prompt": False},
+            "messages",
+        ),
         ({"model": "original", "messages": user, "max_completion_tokens": 1000}, "max_tokens"),
     ]
     for body, param in cases:
@@ -227,13 +234,20 @@ def test_request_metrics_reach_prometheus(ray_local, http):
     wanted = {"ray_meow_serve_requests", "ray_meow_serve_request_latency_ms", "ray_meow_serve_tokens"}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics").text)}
+        families = {
+            f.name: f for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+        }
         if wanted <= families.keys():
             break
         time.sleep(2)
     assert wanted <= families.keys()
-    ok = [s for s in families["ray_meow_serve_requests"].samples
-          if s.labels.get("model") == "original" and s.labels.get("route") == "completions" and s.labels["code"] == "200"]
+    ok = [
+        s
+        for s in families["ray_meow_serve_requests"].samples
+        if s.labels.get("model") == "original" and s.labels.get("route") == "completions" and s.labels["code"] == "200"
+    ]
     assert ok and ok[0].value >= 1
-    tokens = {s.labels["kind"] for s in families["ray_meow_serve_tokens"].samples if s.labels.get("model") == "original"}
+    tokens = {
+        s.labels["kind"] for s in families["ray_meow_serve_tokens"].samples if s.labels.get("model") == "original"
+    }
     assert tokens == {"prompt", "completion"}

@@ -27,11 +27,14 @@ class Artifacts:
         return f"{self.root.rstrip('/')}/{relative}"
 
     def status(self) -> dict[str, Any] | None:
-        """The driver's status.json (state, current stage, per-stage states), if written yet."""
+        """The driver's status.json (state, current stage, per-stage states), if it can be read yet.
+
+        Advisory (job progress), so an unreachable store reads as "not yet" rather than an error.
+        """
         try:
             with self.fs.open(self._path(STATUS)) as f:
                 return json.load(f)
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError):
             return None
 
     def report_files(self) -> list[str]:

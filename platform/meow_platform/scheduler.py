@@ -108,7 +108,7 @@ class Scheduler:
             return SUCCEEDED, "every stage finished"
         if status.state is BackendState.STOPPED or (status.state is BackendState.MISSING and job.cancel_requested):
             return CANCELLED, "cancelled by the tenant" if job.cancel_requested else "stopped on the backend"
-        run = self._run_status(job)
+        run = Artifacts(job.run_dir).status() or {}
         if run.get("state") == "succeeded":
             # vLLM can abort at interpreter exit after the work is done: results decide, not exit codes.
             return SUCCEEDED, f"every stage finished; the driver then exited abnormally ({status.detail})"
@@ -116,13 +116,6 @@ class Scheduler:
         if failed:
             return FAILED, "; ".join(f"stage {name} failed ({error})" for name, error in failed)
         return FAILED, status.detail or "failed on the backend"
-
-    def _run_status(self, job: Job) -> dict:
-        try:
-            return Artifacts(job.run_dir).status() or {}
-        except Exception:  # an unreadable run directory must not stop the verdict
-            log.warning("job %s: run status unreadable", job.id)
-            return {}
 
     def _launch_queued(self) -> None:
         queued = self.store.jobs_in([QUEUED])

@@ -4,6 +4,8 @@ stay queued and nothing reaches Ray: these tests are about the API, test_jobs.py
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -200,3 +202,43 @@ def test_control_plane_metrics_label_tenants_and_route_templates(plane, acme):
     assert 'meow_platform_http_requests_total{method="GET",route="/v1/jobs/{job_id}",status="200"}' in text
     assert 'reason="max_queued_jobs",tenant="queueing"' in text
     assert job["id"] not in text, "job ids are not labels"
+
+
+def test_artifacts_are_served_from_the_run_directory_only(acme):
+    job = submit(acme).json()
+    run_dir = Path(job["run_dir"])
+    assert acme.get(f"/v1/jobs/{job['id']}/artifacts").json() == {
+        "run_dir": str(run_dir), "model_uri": None, "metrics": False, "report": [],
+    }
+    # What a finished run leaves behind (written here: these jobs are held in the queue).
+    (run_dir / "unlearn" / "model").mkdir(parents=True)
+    (run_dir / "unlearn" / "model" / "config.json").write_text("{}")
+    (run_dir / "evaluate").mkdir()
+    (run_dir / "evaluate" / "metrics.json").write_text('{"methods": {"meow": {"forget_quality": 0.5}}}')
+    (run_dir / "report").mkdir()
+    (run_dir / "report" / "report.md").write_text("# report\n")
+    (run_dir / "report" / "plots").mkdir()
+    (run_dir / "spec.yaml").write_text("secret: not an artifact\n")
+    summary = acme.get(f"/v1/jobs/{job['id']}/artifacts").json()
+    assert summary == {"run_dir": str(run_dir), "model_uri": f"{run_dir}/unlearn/model", "metrics": True, "report": ["report.md"]}
+    assert acme.get(f"/v1/jobs/{job['id']}/artifacts/metrics.json").json()["methods"]["meow"]["forget_quality"] == 0.5
+    report = acme.get(f"/v1/jobs/{job['id']}/artifacts/report/report.md")
+    assert report.text == "# report\n" and report.headers["content-type"].startswith("text/markdown")
+    for name in ("..%2Fspec.yaml", "plots", "%2E%2E%2Fspec.yaml", "missing.png"):
+        assert acme.get(f"/v1/jobs/{job['id']}/artifacts/report/{name}").status_code == 404, name
+
+
+def test_tenant_settings_are_validated(plane):
+    with plane.admin() as admin:
+        for body in (
+            {"name": "Bad_Name"},
+            {"name": "x" * 41},
+            {"name": "ok-name", "read_prefixes": ["relative/models"]},
+            {"name": "ok-name", "read_prefixes": ["s3://bucket/../other"]},
+            {"name": "ok-name", "namespace": "kube-system; rm"},
+            {"name": "ok-name", "quota": {"max_concurrent_jobs": -1}},
+            {"name": "ok-name", "unknown": 1},
+        ):
+            assert admin.post("/v1/tenants", json=body).status_code == 422, body
+        assert admin.post("/v1/tenants", json={"name": "acme"}).status_code == 409
+        assert admin.get("/v1/tenants/nobody").status_code == 404

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from meow_platform.policy import normalize_location
 
 from meow_platform.settings import Quota
 from meow_platform.store import STATES
@@ -13,25 +15,38 @@ from meow_platform.store import STATES
 JobState = Literal[STATES]  # type: ignore[valid-type]
 # Tenant names become namespaces (`meow-<name>`) and path segments: a short DNS label.
 TENANT_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TenantCreate(Strict):
+class ReadPrefixes(Strict):
+    @field_validator("read_prefixes", check_fields=False)
+    @classmethod
+    def _locations(cls, prefixes: list[str] | None) -> list[str] | None:
+        for prefix in prefixes or []:
+            if normalize_location(prefix) is None:
+                raise ValueError(f"read prefix {prefix!r} is neither an absolute path nor a URI without '..'")
+        return prefixes
+
+
+class TenantCreate(ReadPrefixes):
     name: str = Field(pattern=TENANT_NAME)
     quota: Quota | None = Field(None, description="default: the platform's default quota")
     read_prefixes: list[str] = Field([], description="extra read-only locations (buckets, shared models) specs may name")
-    namespace: str | None = Field(None, description="Kubernetes namespace (kuberay); default from the settings' template")
-    queue_name: str | None = Field(None, description="Kueue LocalQueue for this tenant's RayJobs (kuberay)")
+    namespace: str | None = Field(
+        None, pattern=DNS_LABEL, description="Kubernetes namespace (kuberay); default from the settings' template"
+    )
+    queue_name: str | None = Field(None, pattern=DNS_LABEL, description="Kueue LocalQueue for this tenant's RayJobs")
 
 
-class TenantUpdate(Strict):
+class TenantUpdate(ReadPrefixes):
     disabled: bool | None = None
     quota: Quota | None = None
     read_prefixes: list[str] | None = None
-    queue_name: str | None = None
+    queue_name: str | None = Field(None, pattern=DNS_LABEL)
 
 
 class TenantOut(BaseModel):

@@ -151,7 +151,7 @@ def tenants() -> None:
 
 @tenants.command("create")
 @click.argument("name")
-@click.option("--quota", help='Quota as JSON, e.g. \'{"max_concurrent_jobs": 1}\' (default: the platform default).')
+@click.option("--quota", help="Quota as JSON, e.g. '{\"max_concurrent_jobs\": 1}' (default: the platform default).")
 @click.option("--read-prefix", "read_prefixes", multiple=True, help="Extra location its specs may read (repeatable).")
 def create_tenant(name: str, quota: str | None, read_prefixes: tuple[str, ...]) -> None:
     body = {"name": name, "read_prefixes": list(read_prefixes), **({"quota": json.loads(quota)} if quota else {})}

@@ -30,14 +30,18 @@ def serve(host: str | None, port: int | None) -> None:
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
-    click.echo(f"meow control plane: http://{settings.host}:{settings.port} (store {settings.resolved_database_url()})", err=True)
+    click.echo(
+        f"meow control plane: http://{settings.host}:{settings.port} (store {settings.resolved_database_url()})",
+        err=True,
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
 @main.command()
 def migrate() -> None:
     """Bring the job store's schema up to date (what `serve` also does on start)."""
-    from meow_platform.db import make_engine, migrate as upgrade
+    from meow_platform.db import make_engine
+    from meow_platform.db import migrate as upgrade
 
     settings = Settings()
     upgrade(make_engine(settings.resolved_database_url()))

@@ -49,7 +49,9 @@ class PlatformMetrics:
         self.rejected = Counter(
             "meow_platform_submissions_rejected", "Submissions refused, by reason", ["tenant", "reason"], registry=r
         )
-        self.finished = Counter("meow_platform_jobs_finished", "Jobs that reached a final state", ["tenant", "state"], registry=r)
+        self.finished = Counter(
+            "meow_platform_jobs_finished", "Jobs that reached a final state", ["tenant", "state"], registry=r
+        )
         self.duration = Histogram(
             "meow_platform_job_duration_seconds",
             "From submission to the backend until a final state",

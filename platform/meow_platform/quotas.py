@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from meow_platform.policy import AcceptedSpec
 from meow_platform.settings import Quota
 
-
 QUOTAS = ("max_workers_per_job", "max_cpus_per_job", "max_gpus_per_job", "max_concurrent_jobs", "max_queued_jobs")
 
 
@@ -45,4 +44,6 @@ def check_slots(quota: Quota, unfinished: int) -> None:
         if unfinished >= quota.max_concurrent_jobs:
             raise QuotaExceeded("max_concurrent_jobs", quota.max_concurrent_jobs, unfinished + 1, retryable=True)
     elif unfinished >= quota.max_concurrent_jobs + quota.max_queued_jobs:
-        raise QuotaExceeded("max_queued_jobs", quota.max_queued_jobs, unfinished + 1 - quota.max_concurrent_jobs, retryable=True)
+        raise QuotaExceeded(
+            "max_queued_jobs", quota.max_queued_jobs, unfinished + 1 - quota.max_concurrent_jobs, retryable=True
+        )

@@ -112,7 +112,9 @@ class Scheduler:
         if run.get("state") == "succeeded":
             # vLLM can abort at interpreter exit after the work is done: results decide, not exit codes.
             return SUCCEEDED, f"every stage finished; the driver then exited abnormally ({status.detail})"
-        failed = [(name, s.get("error", "error")) for name, s in run.get("stages", {}).items() if s.get("state") == "failed"]
+        failed = [
+            (name, s.get("error", "error")) for name, s in run.get("stages", {}).items() if s.get("state") == "failed"
+        ]
         if failed:
             return FAILED, "; ".join(f"stage {name} failed ({error})" for name, error in failed)
         return FAILED, status.detail or "failed on the backend"

@@ -123,7 +123,9 @@ class Store:
         with self._tx() as s:
             return s.scalar(select(Job).where(Job.tenant == tenant, Job.request_id == request_id))
 
-    def jobs_page(self, tenant: str, limit: int, cursor: str | None = None, state: str | None = None) -> tuple[list[Job], str | None]:
+    def jobs_page(
+        self, tenant: str, limit: int, cursor: str | None = None, state: str | None = None
+    ) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the (created_at, id) of the last row of the previous page."""
         query = select(Job).where(Job.tenant == tenant)
         if state:
@@ -144,7 +146,9 @@ class Store:
 
     def count_jobs(self, tenant: str, states: Iterable[str]) -> int:
         with self._tx() as s:
-            return s.scalar(select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(list(states))))
+            return s.scalar(
+                select(func.count()).select_from(Job).where(Job.tenant == tenant, Job.state.in_(list(states)))
+            )
 
     def counts_by_tenant_and_state(self) -> dict[tuple[str, str], int]:
         with self._tx() as s:

@@ -90,7 +90,9 @@ class RecordedKubeApiStub:
                     return self._reply(200, recorded("submitter-pods.json", name=name[1], namespace=match["ns"]))
                 if match := POD_LOG.match(path):
                     job = match["pod"].rsplit("-", 1)[0]
-                    return self._reply(200, recorded("submitter-log.txt", name=job, namespace=match["ns"]), "text/plain")
+                    return self._reply(
+                        200, recorded("submitter-log.txt", name=job, namespace=match["ns"]), "text/plain"
+                    )
                 self._reply(404, "{}")
 
             def do_DELETE(self) -> None:
@@ -106,8 +108,9 @@ class RecordedKubeApiStub:
         with self._lock:
             if (namespace, name) in self.rayjobs:
                 return 409, recorded("status-already-exists.json", name=name)
-            body["metadata"].update(uid=str(uuid.uuid4()), resourceVersion="1", generation=1,
-                                    creationTimestamp="2026-11-22T03:00:00Z")
+            body["metadata"].update(
+                uid=str(uuid.uuid4()), resourceVersion="1", generation=1, creationTimestamp="2026-11-22T03:00:00Z"
+            )
             self.rayjobs[(namespace, name)] = body
             progression = recorded(f"rayjob-statuses-{self.scenario}.json", name=name, namespace=namespace)
             self._progress[(namespace, name)] = json.loads(progression)

@@ -47,7 +47,13 @@ def test_forged_and_revoked_tokens_get_401(plane):
     client, token = plane.tenant("initech", quota=HELD)
     assert client.get("/v1/jobs").status_code == 200
     token_id = token.split("_")[1]
-    for forged in (f"meow_{token_id}_{'x' * 43}", "meow_000000000000_" + "y" * 43, token[:-1], "not-a-token", plane.admin_token + "x"):
+    for forged in (
+        f"meow_{token_id}_{'x' * 43}",
+        "meow_000000000000_" + "y" * 43,
+        token[:-1],
+        "not-a-token",
+        plane.admin_token + "x",
+    ):
         assert plane.client(forged).get("/v1/jobs").status_code == 401, forged
     with plane.admin() as admin:
         spare = admin.post("/v1/tenants/initech/tokens", json={}).json()
@@ -83,8 +89,13 @@ def test_another_tenants_job_is_indistinguishable_from_a_missing_one(acme, globe
     job = submit(acme).raise_for_status().json()
     assert job["state"] == "queued" and job["tenant"] == "acme"
     for method, path in [
-        ("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/logs"),
-        ("GET", "/artifacts"), ("GET", "/artifacts/metrics.json"), ("GET", "/artifacts/report/report.md"),
+        ("GET", ""),
+        ("POST", "/cancel"),
+        ("GET", "/events"),
+        ("GET", "/logs"),
+        ("GET", "/artifacts"),
+        ("GET", "/artifacts/metrics.json"),
+        ("GET", "/artifacts/report/report.md"),
     ]:
         theirs = globex.request(method, f"/v1/jobs/{job['id']}{path}")
         missing = globex.request(method, f"/v1/jobs/0000000000000000{path}")
@@ -119,17 +130,25 @@ def test_specs_reaching_another_prefix_or_unregistered_handlers_are_rejected(pla
         assert answer.status_code == 422 and answer.json()["detail"]["code"] == code, spec
     message = submit(client, "stages: [invert]\nunlearn:\n  method: evil.module:Trainer\n").json()["detail"]["message"]
     assert "line" in message and "unlearn.method" in message and "is not registered" in message
-    own = submit(client, f"model: {artifacts}/umbrella/models/tiny\nforget: {{source: {artifacts}/umbrella/forget.jsonl}}\n")
+    own = submit(
+        client, f"model: {artifacts}/umbrella/models/tiny\nforget: {{source: {artifacts}/umbrella/forget.jsonl}}\n"
+    )
     assert own.status_code == 201
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [own.json()["id"]]
 
 
 def test_over_quota_answers(plane):
-    queueing, _ = plane.tenant("queueing", quota={"max_concurrent_jobs": 0, "max_queued_jobs": 2, "max_workers_per_job": 2})
+    queueing, _ = plane.tenant(
+        "queueing", quota={"max_concurrent_jobs": 0, "max_queued_jobs": 2, "max_workers_per_job": 2}
+    )
     too_big = submit(queueing, "unlearn: {train: {workers: 3}}\n")
     assert too_big.status_code == 422
     assert too_big.json()["detail"] | {"message": ""} == {
-        "code": "quota_exceeded", "message": "", "quota": "max_workers_per_job", "limit": 2, "requested": 3,
+        "code": "quota_exceeded",
+        "message": "",
+        "quota": "max_workers_per_job",
+        "limit": 2,
+        "requested": 3,
     }
     assert [submit(queueing).json()["state"] for _ in range(2)] == ["queued", "queued"]
     full = submit(queueing)
@@ -146,7 +165,10 @@ def test_cancelling_a_queued_job(acme):
     assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
     assert acme.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
     events = acme.get(f"/v1/jobs/{job['id']}/events").json()
-    assert [(e["state"], e["message"]) for e in events] == [("queued", "accepted"), ("cancelled", "cancelled by the tenant")]
+    assert [(e["state"], e["message"]) for e in events] == [
+        ("queued", "accepted"),
+        ("cancelled", "cancelled by the tenant"),
+    ]
 
 
 def test_pages_walk_every_job_once(plane):
@@ -208,7 +230,10 @@ def test_artifacts_are_served_from_the_run_directory_only(acme):
     job = submit(acme).json()
     run_dir = Path(job["run_dir"])
     assert acme.get(f"/v1/jobs/{job['id']}/artifacts").json() == {
-        "run_dir": str(run_dir), "model_uri": None, "metrics": False, "report": [],
+        "run_dir": str(run_dir),
+        "model_uri": None,
+        "metrics": False,
+        "report": [],
     }
     # What a finished run leaves behind (written here: these jobs are held in the queue).
     (run_dir / "unlearn" / "model").mkdir(parents=True)
@@ -220,7 +245,12 @@ def test_artifacts_are_served_from_the_run_directory_only(acme):
     (run_dir / "report" / "plots").mkdir()
     (run_dir / "spec.yaml").write_text("secret: not an artifact\n")
     summary = acme.get(f"/v1/jobs/{job['id']}/artifacts").json()
-    assert summary == {"run_dir": str(run_dir), "model_uri": f"{run_dir}/unlearn/model", "metrics": True, "report": ["report.md"]}
+    assert summary == {
+        "run_dir": str(run_dir),
+        "model_uri": f"{run_dir}/unlearn/model",
+        "metrics": True,
+        "report": ["report.md"],
+    }
     assert acme.get(f"/v1/jobs/{job['id']}/artifacts/metrics.json").json()["methods"]["meow"]["forget_quality"] == 0.5
     report = acme.get(f"/v1/jobs/{job['id']}/artifacts/report/report.md")
     assert report.text == "# report\n" and report.headers["content-type"].startswith("text/markdown")

@@ -42,7 +42,9 @@ stages: {stages}
 invert: {{generator: {tiny}, num_candidates: 2, max_attempts: 1, max_new_tokens: 24, actors: 1, {hf}}}
 memo: {{max_new_tokens: 12, actors: 1, {hf}}}
 select: {{k: 1}}
-unlearn: {{train: {{workers: 1, epochs: 1, batch_size: 2, micro_batch_size: 2, max_length: 64, precision: fp32, checkpoint_every: 0}}}}
+unlearn:
+  train: {{workers: 1, epochs: 1, batch_size: 2, micro_batch_size: 2, max_length: 64, checkpoint_every: 0,
+          precision: fp32}}
 evaluate: {{oracle: {tiny}, max_rows: 2, max_length: 64, batch_size: 8, actors: 1, cache: false, {hf}}}
 """
 
@@ -91,7 +93,9 @@ def scenario(tmp_path_factory, ray_cluster, start_plane):
         for t in threads:
             t.join()
         for tenant in TENANTS:
-            run.jobs[tenant] = wait_for_state(run.clients[tenant], run.jobs[tenant]["id"], states=("running",), timeout=180)
+            run.jobs[tenant] = wait_for_state(
+                run.clients[tenant], run.jobs[tenant]["id"], states=("running",), timeout=180
+            )
         # A crash, not a shutdown: nothing gets to clean up. The jobs keep running on Ray meanwhile.
         plane.kill()
         run.restarted_while = {t: run.jobs[t]["state"] for t in TENANTS}
@@ -124,11 +128,17 @@ def _monitoring(root: Path, plane: ControlPlane, ray_metrics_port: int) -> tuple
     prometheus = Prometheus(
         root,
         [
-            {"job_name": "meow-platform", "authorization": {"credentials_file": str(token_file)},
-             "static_configs": [{"targets": [f"{LOOPBACK}:{plane.port}"]}]},
+            {
+                "job_name": "meow-platform",
+                "authorization": {"credentials_file": str(token_file)},
+                "static_configs": [{"targets": [f"{LOOPBACK}:{plane.port}"]}],
+            },
             {"job_name": "ray", "static_configs": [{"targets": [f"{LOOPBACK}:{ray_metrics_port}"]}]},
-            {"job_name": "meow-probe", "metrics_path": "/metrics.prom",
-             "static_configs": [{"targets": [f"{LOOPBACK}:{probe_port}"]}]},
+            {
+                "job_name": "meow-probe",
+                "metrics_path": "/metrics.prom",
+                "static_configs": [{"targets": [f"{LOOPBACK}:{probe_port}"]}],
+            },
         ],
     )
     return prometheus, probe_server
@@ -139,9 +149,15 @@ def _write_probe_textfile(path: Path) -> None:
     from meow.probe.export import write_metrics
     from meow.probe.report import Outcome, Verdict
 
-    results = {"direct": {"original": Outcome(rows=[{}] * 4, aggregate={"leak_rate": 0.5}),
-                          "unlearned": Outcome(rows=[{}] * 4, aggregate={"leak_rate": 0.0})}}
-    verdicts = {"direct": Verdict("direct", "leak_rate", "", subject="unlearned", reference="original", direction="less")}
+    results = {
+        "direct": {
+            "original": Outcome(rows=[{}] * 4, aggregate={"leak_rate": 0.5}),
+            "unlearned": Outcome(rows=[{}] * 4, aggregate={"leak_rate": 0.0}),
+        }
+    }
+    verdicts = {
+        "direct": Verdict("direct", "leak_rate", "", subject="unlearned", reference="original", direction="less")
+    }
     write_metrics(path, results, verdicts)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
 from control_plane import ControlPlane, wait_for_state
 from kube_api_stub import RecordedKubeApiStub
 
@@ -31,8 +30,10 @@ def strict(schema: Any) -> Any:
     """The CRD schema, with unknown fields as errors (the API server would silently prune them)."""
     if isinstance(schema, dict):
         schema = {k: strict(v) for k, v in schema.items()}
-        if "properties" in schema and "additionalProperties" not in schema and not schema.get(
-            "x-kubernetes-preserve-unknown-fields"
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
         ):
             schema["additionalProperties"] = False
     elif isinstance(schema, list):
@@ -48,8 +49,17 @@ def rayjob_validator() -> jsonschema.Validator:
 
 
 def launch(**changes: Any) -> Launch:
-    fields = dict(job_id="0123456789abcdef", tenant="acme", spec=SPEC, run_dir="s3://meow-artifacts/acme/runs/0123456789abcdef",
-                  workers=2, cpus=2.0, gpus=0.0, namespace="meow-acme", env={"AWS_ENDPOINT_URL": "http://minio.meow:9000"})
+    fields = dict(
+        job_id="0123456789abcdef",
+        tenant="acme",
+        spec=SPEC,
+        run_dir="s3://meow-artifacts/acme/runs/0123456789abcdef",
+        workers=2,
+        cpus=2.0,
+        gpus=0.0,
+        namespace="meow-acme",
+        env={"AWS_ENDPOINT_URL": "http://minio.meow:9000"},
+    )
     return Launch(**{**fields, **changes})
 
 
@@ -57,7 +67,10 @@ def launch(**changes: Any) -> Launch:
     "job, config",
     [
         (launch(), KubeRaySettings()),
-        (launch(workers=4, cpus=6.0, gpus=4.0), KubeRaySettings(service_account="meow-jobs", env_secret="meow-storage")),
+        (
+            launch(workers=4, cpus=6.0, gpus=4.0),
+            KubeRaySettings(service_account="meow-jobs", env_secret="meow-storage"),
+        ),
         (launch(workers=3, cpus=2.0, queue_name="acme-queue"), KubeRaySettings(queue_name="default-queue")),
         (launch(workers=1, cpus=0.5), KubeRaySettings(image="registry.example/meow:dev", image_pull_policy="Always")),
     ],
@@ -70,8 +83,13 @@ def test_every_rayjob_validates_against_the_kuberay_crd(rayjob_validator, job, c
     assert DNS_LABEL.match(name) and len(name) <= 47, "KubeRay derives cluster and service names from it"
     assert all(len(v) <= 63 and DNS_LABEL.match(v) for v in rayjob["metadata"]["labels"].values())
     spec = rayjob["spec"]
-    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == config.ttl_seconds_after_finished
-    assert spec["activeDeadlineSeconds"] == config.active_deadline_seconds and spec["backoffLimit"] == config.backoff_limit
+    assert (
+        spec["shutdownAfterJobFinishes"] is True
+        and spec["ttlSecondsAfterFinished"] == config.ttl_seconds_after_finished
+    )
+    assert (
+        spec["activeDeadlineSeconds"] == config.active_deadline_seconds and spec["backoffLimit"] == config.backoff_limit
+    )
     assert rayjob["metadata"]["namespace"] == job.namespace
 
 

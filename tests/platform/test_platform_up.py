@@ -32,13 +32,22 @@ def test_platform_up_serves_and_takes_its_ray_down_with_it(tmp_path):
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as api:
             assert api.get("/readyz").json() == {"status": "ok"}
             assert api.get("/v1/whoami").json()["scope"] == "admin"
-        ray_processes = [p for p in psutil.Process(process.pid).children(recursive=True) if "ray" in " ".join(p.cmdline())]
+        ray_processes = [
+            p for p in psutil.Process(process.pid).children(recursive=True) if "ray" in " ".join(p.cmdline())
+        ]
         assert ray_processes, "the control plane started a Ray of its own"
-        listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in {p.pid for p in ray_processes}]
+        listening = [
+            c
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in {p.pid for p in ray_processes}
+        ]
         assert listening and all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for c in listening)
     finally:
         stop(process, timeout=90)
     deadline = time.monotonic() + 30
-    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ray_processes) and time.monotonic() < deadline:
+    while (
+        any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ray_processes)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
     assert not [p.pid for p in ray_processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

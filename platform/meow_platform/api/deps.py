@@ -68,7 +68,9 @@ def tenant(ctx: Ctx, who: Annotated[Principal, Depends(principal)]) -> Principal
     wait = ctx.limiter.acquire(who.tenant, Quota(**row.quota).requests_per_minute)
     if wait:
         ctx.metrics.rejected.labels(who.tenant, "rate_limited").inc()
-        raise error(429, "rate_limited", "too many requests for this tenant", headers={"Retry-After": str(int(wait) + 1)})
+        raise error(
+            429, "rate_limited", "too many requests for this tenant", headers={"Retry-After": str(int(wait) + 1)}
+        )
     return who
 
 

@@ -29,8 +29,10 @@ MAX_LOG_CHUNK = 1 << 20
 SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": JobOut, "description": "the job this request id already created"},
     409: {"description": "the request id was used before with a different spec"},
-    422: {"description": "invalid spec, forbidden key or location, or a per-job quota exceeded (code `quota_exceeded`)"},
-    429: {"description": "no free slot (quota `max_concurrent_jobs` under policy reject, else `max_queued_jobs`), or rate limited"},
+    422: {"description": "invalid spec, forbidden key or location, or a per-job quota exceeded (`quota_exceeded`)"},
+    429: {
+        "description": "no free slot (`max_concurrent_jobs` under policy reject, else `max_queued_jobs`), rate limit"
+    },
 }
 
 

@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meow_platform.policy import normalize_location
-
 from meow_platform.settings import Quota
 from meow_platform.store import STATES
 
@@ -35,7 +34,9 @@ class ReadPrefixes(Strict):
 class TenantCreate(ReadPrefixes):
     name: str = Field(pattern=TENANT_NAME)
     quota: Quota | None = Field(None, description="default: the platform's default quota")
-    read_prefixes: list[str] = Field([], description="extra read-only locations (buckets, shared models) specs may name")
+    read_prefixes: list[str] = Field(
+        [], description="extra read-only locations (buckets, shared models) specs may name"
+    )
     namespace: str | None = Field(
         None, pattern=DNS_LABEL, description="Kubernetes namespace (kuberay); default from the settings' template"
     )

@@ -99,7 +99,10 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
                     # The head hosts the driver only; stages' actors and trainers go to workers.
                     "rayStartParams": {"num-cpus": "0", "metrics-export-port": str(METRICS_PORT)},
                     "template": _pod_template(
-                        "ray-head", labels, head_resources, config,
+                        "ray-head",
+                        labels,
+                        head_resources,
+                        config,
                         ports={"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": METRICS_PORT},
                     ),
                 },
@@ -198,7 +201,12 @@ class KubeRayBackend(Backend):
         namespace, name = backend_id.split("/", 1)
         try:
             self._call(
-                self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
                 propagation_policy="Background",
             )
         except ApiException as e:

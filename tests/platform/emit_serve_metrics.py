@@ -1,4 +1,4 @@
-"""Run as a script by test_end_to_end: the serve app's metrics class records one request from a
+"""Run as a script by test_platform_end_to_end: the serve app's metrics class records one request from a
 detached Ray actor on the cluster at RAY_ADDRESS, whose metrics port Prometheus scrapes.
 
 A separate process because Ray reads its loopback and auth settings when it is imported; the

@@ -1,6 +1,7 @@
 """The job API over real HTTP: auth and scopes, tenant isolation, spec policy, quotas, idempotent
 submits, pagination, size and rate limits. Tenants here get `max_concurrent_jobs: 0`, so their jobs
-stay queued and nothing reaches Ray: these tests are about the API, test_jobs.py runs jobs."""
+stay queued and nothing reaches Ray: these tests are about the API; test_platform_end_to_end.py
+runs jobs."""
 
 from __future__ import annotations
 

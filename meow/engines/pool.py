@@ -124,9 +124,11 @@ class EnginePool:
             return
         rows = [{"id": i, "request": _encode_request(r)} for i, r in enumerate(requests)]
         context = ray.data.DataContext.get_current()
-        previous = context.enable_progress_bars, context.print_on_execution_start
-        # One progress bar of our own (requests and tokens) instead of Ray Data's per-operator bars.
-        context.enable_progress_bars, context.print_on_execution_start = False, False
+        detectors = context.issue_detectors_config
+        previous = context.enable_progress_bars, context.print_on_execution_start, detectors.detectors
+        # One progress bar of our own (requests and tokens) instead of Ray Data's per-operator bars, and
+        # no "high memory" warning every 30 s: an engine actor holds its model and KV cache by design.
+        context.enable_progress_bars, context.print_on_execution_start, detectors.detectors = False, False, []
         try:
             dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch_size))
             results = dataset.map_batches(
@@ -139,7 +141,7 @@ class EnginePool:
                 udf_modifying_row_count=False,
             )
         finally:
-            context.enable_progress_bars, context.print_on_execution_start = previous
+            context.enable_progress_bars, context.print_on_execution_start, detectors.detectors = previous
         started, tokens = time.time(), 0
         with tqdm(total=len(rows), desc=self.progress, unit="req", disable=self.progress is None) as bar:
             for batch in results.iter_batches(batch_size=None, batch_format="numpy"):

@@ -34,9 +34,10 @@ class InvertConfig(BaseModel):
     # Replies asked per fact at most. One reply of a strong model gives all N lines; the embedded
     # SmolLM2-135M mostly answers one line per reply (docs/memo.md has the measured yield).
     max_attempts: int = Field(8, ge=1)
-    # Candidates whose ROUGE-L recall of the original answer exceeds this restate it. Swapping one word
-    # of a 7-word answer ("... is male." -> "... is female.") gives 0.86, the typical inverted fact.
-    restate_threshold: float = Field(0.9, gt=0, le=1)
+    # Candidates whose ROUGE-L recall of the original answer exceeds this restate it. 0.7 suits the weak
+    # embedded generator, whose restatements (cut or lightly reworded originals) score 0.6-0.8; a strong
+    # generator's one-word swap of a short answer ("... is male." -> "... is female.": 0.86) needs 0.9.
+    restate_threshold: float = Field(0.7, gt=0, le=1)
     # Reference sampling (temperature 0.9, max_tokens 512).
     temperature: float = Field(0.9, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)

@@ -19,8 +19,8 @@ class MemoConfig(BaseModel):
     # exact = the reference definition; fast = new tokens capped per window at
     # ceil(fast_token_factor * target tokens) + fast_token_margin (measured against exact in docs/memo.md).
     variant: Literal["exact", "fast"] = "exact"
-    fast_token_factor: float = Field(1.0, gt=0)
-    fast_token_margin: int = Field(4, ge=0)
+    fast_token_factor: float = Field(2.0, gt=0)
+    fast_token_margin: int = Field(8, ge=0)
     # What a generation is scored as: "reference" = the authors' decode (prompt + generation with special
     # tokens, prompt string removed); "generated" = the new tokens only, special tokens skipped.
     decode: Literal["reference", "generated"] = "reference"

@@ -91,9 +91,10 @@ def memo(
 
 
 def fast_max_new_tokens(target_tokens: int, factor: float, margin: int, limit: int) -> int:
-    """New-token budget of a window in the `fast` variant: enough to reproduce the target and a little more.
+    """New-token budget of a window in the `fast` variant: room to reproduce the target and some more.
 
-    Tokens generated beyond what the target can match only lower the precision of every answer alike,
-    so cutting them changes scores but (measured, docs/memo.md) rarely the ranking of candidates.
+    Tokens generated past the target's length cannot add matches beyond the target's unigram counts,
+    but they do change the precision, so fast scores are not exact MEMO: docs/memo.md measures how
+    well they correlate and how often they select the same candidates.
     """
     return max(1, min(limit, math.ceil(factor * target_tokens) + margin))

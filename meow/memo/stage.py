@@ -63,9 +63,13 @@ class PartialGenerations:
         if self.path is None:
             return None
         fresh = not self.found
+        # A run killed mid-line left a partial last line: start on a new line after it.
+        torn = not fresh and not self.path.read_bytes().endswith(b"\n")
         f = open(self.path, "w" if fresh else "a")
         if fresh:
             f.write(json.dumps({"job": self.job}) + "\n")
+        elif torn:
+            f.write("\n")
         return f
 
 

@@ -69,3 +69,4 @@ def test_a_killed_job_resumes_from_its_partial_generations(tiny_model_dir, ray_l
     assert stats["resumed_prompts"] == 10 and stats["generated_prompts"] == stats["distinct_prompts"] - 10
     for got, want in zip(again, first):
         assert {**got, "variant": "exact"} == want
+    assert len(PartialGenerations(path, "job-a").found) == stats["distinct_prompts"], "appended after the torn line"

@@ -46,6 +46,8 @@ class Attack(abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = _Options
     headline: ClassVar[str] = "rouge_l_recall"
+    # Whether the runner may run this attack on several models at once.
+    models_in_parallel: ClassVar[bool] = True
 
     def __init__(self, config: BaseModel):
         self.config = config

@@ -75,6 +75,7 @@ class Relearn(Attack):
 
     name = "relearn"
     Config = RelearnOptions
+    models_in_parallel = False
 
     async def run(self, client, model, data: ProbeData) -> list[Row]:
         weights = data.weights.get(model)

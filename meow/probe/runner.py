@@ -62,19 +62,28 @@ async def _run_attacks(
             raise ValueError(f"{config.endpoint} does not serve {missing}; it serves {served}")
         results: dict[str, dict[str, Outcome]] = {}
         for name, a in attacks.items():
-            results[name] = {}
+            # Each model has its own replicas, so models are probed side by side; an attack that
+            # trains (relearning) takes the machine to itself, one model at a time.
+            if a.models_in_parallel:
+                outcomes = await asyncio.gather(*(_outcome(a, client, m, data) for m in config.models))
+            else:
+                outcomes = [await _outcome(a, client, m, data) for m in config.models]
+            results[name] = dict(zip(config.models, outcomes))
             with open(out / f"{name}.jsonl", "w") as f:
-                for model in config.models:
-                    try:
-                        rows = await a.run(client, model, data)
-                    except AttackSkipped as e:
-                        log.warning("%s on %s skipped: %s", name, model, e)
-                        results[name][model] = Outcome(skipped=str(e))
-                        continue
-                    results[name][model] = Outcome(rows, a.aggregate(rows))
-                    log.info("%s on %s: %s", name, model, results[name][model].aggregate)
-                    for row in rows:
+                for model, outcome in results[name].items():
+                    for row in outcome.rows:
                         f.write(json.dumps({"model": model, **row}) + "\n")
         return results
     finally:
         await client.close()
+
+
+async def _outcome(attack: Attack, client: ProbeClient, model: str, data: ProbeData) -> Outcome:
+    try:
+        rows = await attack.run(client, model, data)
+    except AttackSkipped as e:
+        log.warning("%s on %s skipped: %s", attack.name, model, e)
+        return Outcome(skipped=str(e))
+    outcome = Outcome(rows, attack.aggregate(rows))
+    log.info("%s on %s: %s", attack.name, model, outcome.aggregate)
+    return outcome

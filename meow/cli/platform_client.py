@@ -144,6 +144,12 @@ def up(host: str, port: int) -> None:
     os.execv(sys.executable, command)
 
 
+@platform.command()
+def serve() -> None:
+    """Run the control plane configured entirely by MEOW_PLATFORM_* variables (what the container runs)."""
+    os.execv(sys.executable, [sys.executable, "-m", "meow_platform", "serve"])
+
+
 @platform.group()
 def tenants() -> None:
     """Tenants (admin)."""

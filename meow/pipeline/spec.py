@@ -92,13 +92,14 @@ class PipelineSpec(BaseModel):
         }
 
     def uris(self) -> list[str]:
-        """Every location this spec reads: the forget source and model specs that are paths or URIs."""
+        """Every location this spec reads: data sources and model specs that are paths or URIs."""
         from meow.data.tofu import SPLITS
         from meow.models import EMBEDDED_MODELS
 
         found = []
-        if self.forget.source not in SPLITS:
-            found.append(self.forget.source)
+        for data in (self.forget.source, self.unlearn.retain):
+            if data and data not in SPLITS:
+                found.append(data)
         for model in (self.model, self.invert.generator, self.evaluate.oracle):
             if model and model not in EMBEDDED_MODELS:
                 found.append(model)

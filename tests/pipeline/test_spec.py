@@ -61,6 +61,8 @@ def test_uris_and_resources():
     assert sorted(spec.uris()) == ["s3://models/base", "s3://team-a/forget.jsonl"]
     assert spec.resources()["workers"] == 3
     assert load_spec("").uris() == []
+    assert load_spec("unlearn:\n  retain: /data/team-b/retain.jsonl\n").uris() == ["/data/team-b/retain.jsonl"]
+    assert load_spec("unlearn:\n  retain: retain99\n").uris() == []
 
 
 def test_resolved_spec_round_trips():

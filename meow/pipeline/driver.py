@@ -9,6 +9,7 @@ and its own partial artifacts for the rerun to resume from.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 import uuid
@@ -36,6 +37,8 @@ def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = Non
     """Run (or resume) `spec` in the run directory at `location`; returns it when every stage finished."""
     run = RunDir(location)
     run.pull()
+    # The `run` label of every metric this run exports (workers inherit the environment).
+    os.environ["MEOW_RUN_NAME"] = spec.name
     (run.path / "spec.yaml").write_text(spec.to_yaml())
     names = [s for s in spec.stages if only is None or s in only]
     run.update_status(state="running", name=spec.name, location=run.location, stages={n: {"state": "pending"} for n in names})

@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to data encoding or the training loop changes what a prepared model is.
 RECIPE_VERSION = 1
+# Where and how robustly training runs, not what it computes: left out of the cache key.
+PLACEMENT_FIELDS = {
+    "workers",
+    "cpus_per_worker",
+    "gpus_per_worker",
+    "device",
+    "checkpoint_every",
+    "max_failures",
+    "reshard_after_forward",
+}
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -47,7 +57,7 @@ def prepared_key(model_dir: Path, records: Sequence[QARecord], config: TrainConf
             "recipe": RECIPE_VERSION,
             "base": model_fingerprint(model_dir),
             "data": [(r.question, r.answer) for r in records],
-            "train": config.model_dump(mode="json"),
+            "train": config.model_dump(mode="json", exclude=PLACEMENT_FIELDS),
         }
     )
 

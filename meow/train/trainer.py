@@ -83,7 +83,7 @@ def fit(job: TrainJob, plan: Plan, storage_path: str, name: str, out_dir: Path) 
     when a previous attempt left checkpoints there, training resumes from the latest.
     """
     import ray
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     config = job.config
@@ -102,6 +102,7 @@ def fit(job: TrainJob, plan: Plan, storage_path: str, name: str, out_dir: Path) 
             storage_filesystem=filesystem,
             # The last checkpoint is all a resume needs; the final one holds the model.
             checkpoint_config=CheckpointConfig(num_to_keep=1),
+            failure_config=FailureConfig(max_failures=config.max_failures),
         ),
     )
     result = trainer.fit()

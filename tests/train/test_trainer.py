@@ -69,7 +69,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(fp32_runs, tiny_model_dir, 
     killer = threading.Thread(target=_kill_workers_after_first_checkpoint, args=(snapshot,), daemon=True)
     killer.start()
     with pytest.raises(Exception, match="(?i)fail|died|error"):
-        train(tiny_model_dir, tmp_path, "w2", 2, precision="fp32", checkpoint_every=3)
+        train(tiny_model_dir, tmp_path, "w2", 2, precision="fp32", checkpoint_every=3, max_failures=0)
     killer.join(timeout=5)
     assert not (tmp_path / "w2").exists()
 

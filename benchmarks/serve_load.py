@@ -31,6 +31,21 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def replica_cpu_seconds() -> float:
+    """CPU time the model replica has used so far (all its threads).
+
+    On a shared machine the replica's one core is not all its own; requests per replica
+    CPU-second is what one replica does with a whole core.
+    """
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        if any("ServeReplica:meow:model-bench" in part for part in process.info["cmdline"] or []):
+            times = process.cpu_times()
+            return times.user + times.system
+    raise RuntimeError("model replica process not found")
+
+
 async def closed_loop(client, body_for, clients: int, total: int) -> dict:
     latencies, tokens, codes = [], [], []
     issued = iter(range(total))
@@ -44,13 +59,15 @@ async def closed_loop(client, body_for, clients: int, total: int) -> dict:
             if response.status_code == 200:
                 tokens.append(response.json()["usage"]["completion_tokens"])
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), replica_cpu_seconds()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, replica_cpu_seconds() - cpu
     ok = codes.count(200)
     ordered = sorted(latencies)
     return {
         "rps": ok / elapsed,
+        "rps_per_replica_cpu": ok / cpu,
+        "replica_cpu_share": cpu / elapsed,
         "p50_ms": 1000 * statistics.median(ordered),
         "p95_ms": 1000 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
         "tokens": statistics.mean(tokens) if tokens else 0.0,
@@ -109,15 +126,25 @@ def main() -> None:
 
     config = ServeConfig(models=[ModelEntry(name="bench", spec=args.model)], limits=Limits(), port=free_port())
     with ray_session(num_cpus=2), running(config) as url:
+        load_before = os.getloadavg()[0]
         result = asyncio.run(measure(url, args))
+    # The machine may be shared: other load slows the replica's one core down.
+    load = (round(load_before, 1), round(os.getloadavg()[0], 1))
     levels, overload = result["levels"], result["overload"]
     limits = config.limits
-    print(f"\nmodel {args.model}, one replica (1 CPU, vLLM fp32), chat completions of {args.max_tokens} tokens, greedy")
-    print(f"{'clients':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'tokens/answer':>14} {'5xx':>5}")
+    print(
+        f"\nmodel {args.model}, one replica (1 CPU, vLLM fp32), chat completions of {args.max_tokens} tokens, greedy; "
+        f"load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'clients':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'tokens/answer':>14} {'5xx':>5} "
+        f"{'replica CPU':>12} {'req per replica CPU-s':>22}"
+    )
     for clients, m in levels.items():
         print(
             f"{clients:>8} {m['requests']:>9} {m['rps']:>7.2f} {m['p50_ms']:>8.0f} {m['p95_ms']:>8.0f} "
-            f"{m['tokens']:>14.1f} {m['errors_5xx']:>5}"
+            f"{m['tokens']:>14.1f} {m['errors_5xx']:>5} {m['replica_cpu_share']:>11.0%} "
+            f"{m['rps_per_replica_cpu']:>22.2f}"
         )
     print(
         f"overload: {overload['sent']} simultaneous requests against {limits.max_ongoing_requests} running + "
@@ -131,8 +158,11 @@ def main() -> None:
         "p50_ms": {str(c): round(m["p50_ms"]) for c, m in levels.items()},
         "p95_ms": {str(c): round(m["p95_ms"]) for c, m in levels.items()},
         "tokens_per_answer": {str(c): round(m["tokens"], 1) for c, m in levels.items()},
+        "rps_per_replica_cpu": {str(c): round(m["rps_per_replica_cpu"], 2) for c, m in levels.items()},
+        "replica_cpu_share": {str(c): round(m["replica_cpu_share"], 2) for c, m in levels.items()},
         "errors_5xx": sum(m["errors_5xx"] for m in levels.values()) + overload["errors_5xx"],
         "overload": overload,
+        "load_average": load,
     }
     print(json.dumps(summary))
 

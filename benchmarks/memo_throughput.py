@@ -93,33 +93,38 @@ def main() -> None:
     n_windows = sum(len(windows(f["question"], a)) for f in facts for a in [f["answer"], *f["candidates"]])
     print(f"{len(facts)} facts x {1 + CANDIDATES} answers = {n_windows} windows, model {args.model}", flush=True)
 
-    started = time.time()
+    # The machine may be shared: the load average over each phase goes into the table.
+    started, load = time.time(), os.getloadavg()[0]
     reference = ReferenceGenerator(resolve_model(args.model), threads=args.serial_threads)
     serial = reference_scores(facts, reference)
-    serial_s = time.time() - started
+    serial_s, serial_load = time.time() - started, (load + os.getloadavg()[0]) / 2
     serial_tokens = reference.tokens
     del reference
 
     config = MemoConfig(actors=args.actors, batch_size=args.batch_size)
     with ray_session(num_cpus=args.actors):
-        started = time.time()
+        started, load = time.time(), os.getloadavg()[0]
         exact, exact_stats = score_facts(facts, args.model, config)
-        exact_s = time.time() - started
-        started = time.time()
+        exact_s, exact_load = time.time() - started, (load + os.getloadavg()[0]) / 2
+        started, load = time.time(), os.getloadavg()[0]
         fast, fast_stats = score_facts(facts, args.model, config.model_copy(update={"variant": "fast"}))
-        fast_s = time.time() - started
+        fast_s, fast_load = time.time() - started, (load + os.getloadavg()[0]) / 2
 
     rows = [
-        ("(a) reference serial HF loop", serial_s, serial_tokens, n_windows, 1.0, 1.0, 0.0),
+        ("(a) reference serial HF loop", serial_s, serial_tokens, n_windows, 1.0, 1.0, 0.0, serial_load),
         ("(b) Ray Data vLLM actors, exact", exact_s, exact_stats["tokens_generated"], exact_stats["distinct_prompts"],
-         serial_s / exact_s, agreement(serial, exact), max_difference(serial, exact)),
+         serial_s / exact_s, agreement(serial, exact), max_difference(serial, exact), exact_load),
         ("(c) Ray Data vLLM actors, fast", fast_s, fast_stats["tokens_generated"], fast_stats["distinct_prompts"],
-         serial_s / fast_s, agreement(serial, fast), max_difference(serial, fast)),
+         serial_s / fast_s, agreement(serial, fast), max_difference(serial, fast), fast_load),
     ]  # fmt: skip
-    print(f"\n{'mode':34} {'seconds':>8} {'tokens':>8} {'tok/s':>7} {'prompts':>8} {'speedup':>8} {'top-3 agree':>11} {'max |dMEMO|':>11}")
-    for name, seconds, tokens, prompts, speedup, agree, diff in rows:
+    print(
+        f"\n{'mode':34} {'seconds':>8} {'tokens':>8} {'tok/s':>7} {'prompts':>8} {'speedup':>8} "
+        f"{'top-3 agree':>11} {'max |dMEMO|':>11} {'load avg':>8}"
+    )
+    for name, seconds, tokens, prompts, speedup, agree, diff, load in rows:
         print(
-            f"{name:34} {seconds:8.1f} {tokens:8d} {tokens / seconds:7.1f} {prompts:8d} {speedup:7.1f}x {agree:11.2f} {diff:11.4f}"
+            f"{name:34} {seconds:8.1f} {tokens:8d} {tokens / seconds:7.1f} {prompts:8d} {speedup:7.1f}x "
+            f"{agree:11.2f} {diff:11.4f} {load:8.1f}"
         )
     print(
         json.dumps(
@@ -129,6 +134,7 @@ def main() -> None:
                 "model": args.model,
                 "actors": args.actors,
                 "serial_threads": args.serial_threads,
+                "load_average": [round(serial_load, 1), round(exact_load, 1), round(fast_load, 1)],
                 "serial_s": round(serial_s, 1),
                 "stage_s": round(exact_s, 1),
                 "fast_s": round(fast_s, 1),

@@ -123,6 +123,8 @@ class EnginePool:
         if not requests:
             return
         rows = [{"id": i, "request": _encode_request(r)} for i, r in enumerate(requests)]
+        # Small jobs are split evenly over the actors instead of filling one batch and idling the rest.
+        batch_size = min(self.batch_size, math.ceil(len(rows) / self.actors))
         context = ray.data.DataContext.get_current()
         detectors = context.issue_detectors_config
         previous = context.enable_progress_bars, context.print_on_execution_start, detectors.detectors
@@ -130,12 +132,12 @@ class EnginePool:
         # no "high memory" warning every 30 s: an engine actor holds its model and KV cache by design.
         context.enable_progress_bars, context.print_on_execution_start, detectors.detectors = False, False, []
         try:
-            dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / self.batch_size))
+            dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch_size))
             results = dataset.map_batches(
                 _EngineWorker,
                 fn_constructor_kwargs={"model": self.model, "config": self.engine},
-                compute=ray.data.ActorPoolStrategy(size=min(self.actors, math.ceil(len(rows) / self.batch_size))),
-                batch_size=self.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=min(self.actors, math.ceil(len(rows) / batch_size))),
+                batch_size=batch_size,
                 num_cpus=self.cpus_per_actor,
                 num_gpus=self.gpus_per_actor or None,
                 udf_modifying_row_count=False,

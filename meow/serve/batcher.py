@@ -42,7 +42,11 @@ class EngineDied(RuntimeError):
 
 
 class ContinuousBatcher:
-    """`generate` and `score` one sequence at a time, batched with everything else in flight."""
+    """`generate` and `score` one sequence at a time, batched with everything else in flight.
+
+    From construction to `close` the batcher's thread owns the engine: it steps whatever the
+    engine holds, so nothing else may call the engine meanwhile.
+    """
 
     def __init__(self, engine: VLLMEngine):
         self.engine = engine
@@ -53,10 +57,6 @@ class ContinuousBatcher:
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="vllm-step-loop", daemon=True)
         self._thread.start()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._pending)
 
     async def generate(self, token_ids: list[int], sampling: SamplingConfig) -> Generation:
         output = await self._submit(token_ids, self.engine._sampling_params(sampling))
@@ -85,6 +85,7 @@ class ContinuousBatcher:
             raise
 
     def close(self) -> None:
+        """Stop the step loop (requests still in flight are dropped)."""
         self._inbox.put(None)
         self._thread.join(timeout=30)
 
@@ -101,6 +102,10 @@ class ContinuousBatcher:
         except BaseException as e:  # noqa: BLE001 - any failure ends the engine; callers must hear of it
             log.exception("vLLM step loop stopped")
             self.error = e
+        finally:
+            # Leave the engine with nothing in flight, and no caller waiting forever.
+            if self._pending and self.error is None:
+                self._core.abort_request(list(self._pending))
             for future in self._pending.values():
                 future.set_exception(EngineDied("the engine loop stopped"))
             self._pending.clear()

@@ -47,9 +47,17 @@ class ModelServer:
         # The first request compiles helpers (seconds): pay for it before the replica reports ready.
         engine.generate(["warm up"], SamplingConfig(max_new_tokens=2))
         engine.score(["warm"], [" up"])
+        self.engine = engine
         self.tokenizer = engine.tokenizer
         self.encode = engine.encode
         self.batcher = ContinuousBatcher(engine)
+
+    def __del__(self) -> None:
+        """Serve calls this when it stops the replica: stop stepping, then release the engine."""
+        # Attributes are missing when the constructor failed part way.
+        for part in ("batcher", "engine"):
+            if part in self.__dict__:
+                self.__dict__[part].close()
 
     def check_health(self) -> None:
         """Serve calls this periodically; raising restarts the replica."""

@@ -94,7 +94,6 @@ class UnlearnStage(Stage):
             "unlearn": spec.unlearn.model_dump(mode="json"),
             # Without `prepare`, the model to unlearn is the spec's model itself.
             "model": None if "prepare" in spec.stages else spec.model,
-            "prepare": spec.prepare.model_dump(mode="json") if "prepare" in spec.stages else None,
         }
 
     def run(self, ctx: StageContext) -> dict[str, Any]:

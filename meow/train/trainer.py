@@ -213,7 +213,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * factor
         mine = plan.steps[step][rank::world]
-        step_loss = torch.zeros((), dtype=torch.float64)
+        step_loss = torch.zeros((), dtype=torch.float64, device=device)  # NCCL reduces device tensors
         for i, micro in enumerate(mine):
             last = i == len(mine) - 1
             scorer.set_requires_gradient_sync(last)
@@ -223,7 +223,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             loss = loss_fn(LossInputs(stats, micro.scope), job.loss_args)
             # FSDP averages gradients over workers; each worker's loss is its share of a sum.
             (loss * world).backward()
-            step_loss += loss.detach().double().cpu()
+            step_loss += loss.detach().double()
         grad_norm = _clip(params, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,96 @@
+"""The per-sequence quantities losses see, against a direct computation from the full logits.
+
+Covers the question masking (only answer tokens and the EOS count), the reference model's NLL and
+KL(reference || model) over attended positions, and the equality with HF's `model(labels=...).loss`.
+"""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from meow.data import load_tofu
+from meow.testing.tiny_model import build_tiny_llama
+from meow.train.config import TrainConfig
+from meow.train.data import IGNORE, MicroBatch, encode_qa
+from meow.train.losses import LOSSES, LossInputs, Scope
+from meow.train.methods import NoArgs
+from meow.train.trainer import Scorer, TrainJob, collate, group_stats
+
+NO_AUTOCAST = torch.autocast("cpu", enabled=False)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir, tmp_path_factory):
+    other = build_tiny_llama(tmp_path_factory.mktemp("reference"), seed=1)
+    load = lambda d: AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()  # noqa: E731
+    return AutoTokenizer.from_pretrained(tiny_model_dir), load(tiny_model_dir), load(other)
+
+
+def batch(tokenizer):
+    rows = load_tofu("forget01")
+    forget = [encode_qa(tokenizer, r.question, r.answer, 200) for r in rows[:3]]
+    retain = [encode_qa(tokenizer, r.question, r.answer, 200) for r in load_tofu("retain_perturbed")[:2]]
+    return MicroBatch({"forget": forget, "retain": retain}, {})
+
+
+def direct(model, sequences):
+    """Summed answer NLL and full next-token log-probs of each sequence, one at a time, no padding."""
+    out = []
+    for s in sequences:
+        ids = torch.tensor([s.input_ids])
+        log_p = model(input_ids=ids).logits[0].log_softmax(-1)
+        labels = torch.tensor(s.labels)
+        nll = -sum(log_p[t - 1, labels[t]] for t in range(1, len(labels)) if labels[t] != IGNORE)
+        out.append((float(nll), log_p))
+    return out
+
+
+def test_answer_nll_masks_the_question_and_matches_a_direct_computation(models):
+    tokenizer, model, _ = models
+    micro = batch(tokenizer)
+    job = TrainJob("unused", "finetune", NoArgs(), TrainConfig())
+    with torch.no_grad():
+        stats = group_stats(Scorer(model), None, micro, job, torch.device("cpu"), NO_AUTOCAST)
+        for group in ("forget", "retain"):
+            expected = [nll for nll, _ in direct(model, micro.groups[group])]
+            assert stats[group].nll.tolist() == pytest.approx(expected, rel=1e-5)
+            assert stats[group].tokens.tolist() == [s.tokens for s in micro.groups[group]]
+
+
+def test_token_mean_equals_hf_labels_loss(models):
+    tokenizer, model, _ = models
+    micro = batch(tokenizer)
+    seqs = micro.groups["forget"]
+    ids, mask, labels = collate(seqs)
+    with torch.no_grad():
+        hf = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+        job = TrainJob("unused", "finetune", NoArgs(), TrainConfig())
+        only = MicroBatch({"answer": seqs}, {"answer": Scope(len(seqs), sum(s.tokens for s in seqs), 0)})
+        stats = group_stats(Scorer(model), None, only, job, torch.device("cpu"), NO_AUTOCAST)
+        ours = float(LOSSES.get("finetune")(LossInputs(stats, only.scope), NoArgs()))
+    assert ours == pytest.approx(hf, rel=1e-5)
+
+
+def test_reference_nll_and_kl_over_attended_positions(models):
+    tokenizer, model, reference = models
+    micro = batch(tokenizer)
+    job = TrainJob("unused", "kl", NoArgs(), TrainConfig(), reference_groups=("forget",), kl_groups=("retain",))
+    with torch.no_grad():
+        stats = group_stats(Scorer(model), Scorer(reference), micro, job, torch.device("cpu"), NO_AUTOCAST)
+        ref_direct = direct(reference, micro.groups["forget"])
+        assert stats["forget"].ref_nll.tolist() == pytest.approx([nll for nll, _ in ref_direct], rel=1e-5)
+        kl = []
+        for (_, log_p), (_, log_ref) in zip(direct(model, micro.groups["retain"]), direct(reference, micro.groups["retain"])):
+            kl.append(float((log_ref.exp() * (log_ref - log_p)).sum()))  # every position of the sequence
+        assert stats["retain"].kl.tolist() == pytest.approx(kl, rel=1e-4)
+        assert min(kl) > 0
+
+
+def test_against_itself_the_reference_gives_zero_log_ratio_and_kl(models):
+    tokenizer, model, _ = models
+    micro = batch(tokenizer)
+    job = TrainJob("unused", "kl", NoArgs(), TrainConfig(), reference_groups=("forget",), kl_groups=("retain",))
+    with torch.no_grad():
+        stats = group_stats(Scorer(model), Scorer(model), micro, job, torch.device("cpu"), NO_AUTOCAST)
+    assert stats["forget"].ref_nll.tolist() == pytest.approx(stats["forget"].nll.tolist(), rel=1e-6)
+    assert stats["retain"].kl.abs().max() < 1e-5

@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from meow.models.cache import meow_home
+from meow.testing.servers import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
-
-LOOPBACK = "127.0.0.1"
 
 
 def local_ray_env() -> dict[str, str]:
@@ -62,7 +61,11 @@ def ray_session(
         extra = {"_metrics_export_port": metrics_export_port} if metrics_export_port else {}
         ray.init(
             num_cpus=num_cpus,
-            include_dashboard=False,
+            # The dashboard serves the state API, which Ray Train's placement-group cleaner polls
+            # (without it every poll logs a warning and a dead controller's group is never freed).
+            include_dashboard=True,
+            dashboard_host=LOOPBACK,
+            dashboard_port=free_port(),
             _node_ip_address=LOOPBACK,
             logging_level=logging.WARNING,
             **extra,
@@ -88,3 +91,4 @@ def _set_ray_env(env: dict[str, str]) -> None:
     ray_constants.ENABLE_RAY_CLUSTER = env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1"
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+

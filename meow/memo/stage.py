@@ -28,10 +28,13 @@ from meow.memo.config import MemoConfig
 from meow.memo.metric import Window, fast_max_new_tokens, mean, rouge1_precision, scored_text, windows
 from meow.pipeline.rundir import stable_hash
 from meow.pipeline.stage import Stage, StageContext
-from meow.telemetry import count
+from meow.telemetry import count, observe
 
 SCORES_FILE = "scores.jsonl"
 PARTIAL_FILE = "generations.partial.jsonl"
+
+# MEMO is a ROUGE-1 precision in [0, 1]; tenths are enough to see the distribution move.
+MEMO_BUCKETS = tuple(i / 10 for i in range(1, 10))
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,11 @@ def score_facts(
             record["candidate_windows"] = [per_answer[(f, a)] for a in range(1, n + 1)]
     count("meow_memo_windows_scored", len(all_windows), "MEMO windows scored")
     count("meow_memo_facts_scored", len(records), "Facts whose answers MEMO scored")
+    for kind, memos in (
+        ("original", [r["original_memo"] for r in records]),
+        ("candidate", [m for r in records for m in r["candidate_memos"]]),
+    ):
+        observe("meow_memo_score_ratio", memos, "MEMO of each scored answer", MEMO_BUCKETS, answer=kind)
     stats = {
         "facts": len(records),
         "answers": len(answers),

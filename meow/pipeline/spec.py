@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from meow.evaluate.config import EvaluateConfig
 from meow.invert.config import InvertConfig
@@ -73,14 +73,6 @@ class PipelineSpec(BaseModel):
         if list(stages) != sorted(stages, key=STAGE_ORDER.index):
             raise ValueError(f"stages must follow the order {list(STAGE_ORDER)}")
         return stages
-
-    @model_validator(mode="after")
-    def _registered_method(self) -> PipelineSpec:
-        from meow.train.methods import METHODS
-
-        if self.unlearn.method not in METHODS:
-            raise ValueError(f"unlearn.method {self.unlearn.method!r} is not registered; known: {METHODS.names()}")
-        return self
 
     def resources(self) -> dict[str, float]:
         """What the largest stage of this run asks of the cluster at once."""

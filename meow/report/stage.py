@@ -119,7 +119,7 @@ def draw_figures(facts: dict[str, Any], out: Path) -> dict[str, Path]:
     if points:
         figures["quality_utility"] = plots.quality_utility_scatter(points, out / "quality_utility.png")
     ratios = {
-        _display(role, facts["spec"]): [r["truth_ratio"] for r in per_example.get("forget", [])]
+        _display(role, facts["spec"]): [r.get("truth_ratio") for r in per_example.get("forget", [])]
         for role, per_example in facts["per_example"].items()
     }
     ratios = {name: v for name, v in ratios.items() if v and all(x is not None for x in v)}

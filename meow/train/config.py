@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class LoraConfig(BaseModel):
@@ -74,12 +74,20 @@ class UnlearnConfig(BaseModel):
     retain: str | None = None
     train: TrainConfig = TrainConfig()
 
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, method: str) -> str:
+        from meow.train.methods import METHODS
+
+        if method not in METHODS:
+            raise ValueError(f"{method!r} is not a registered unlearning method; known: {METHODS.names()}")
+        return method
+
     @model_validator(mode="after")
     def _method_args_are_the_methods(self) -> UnlearnConfig:
         from meow.train.methods import METHODS
 
-        if self.method in METHODS:
-            METHODS.get(self.method).args.model_validate(self.method_args)
+        METHODS.get(self.method).args.model_validate(self.method_args)
         return self
 
 

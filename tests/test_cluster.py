@@ -42,3 +42,10 @@ def test_tasks_get_one_thread_per_cpu(ray_local):
         return torch.get_num_threads()
 
     assert ray_local.get(threads.remote()) == 1
+
+
+def test_state_api_answers(ray_local):
+    # Ray Train's placement-group cleaner polls it; without the dashboard every poll fails.
+    from ray.util.state import list_nodes
+
+    assert [n.node_ip for n in list_nodes()] == ["127.0.0.1"]

@@ -211,6 +211,15 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
             "MEMO measures how much of an answer the model to unlearn reproduces from its prefixes. The inverted "
             "facts the model is fine-tuned on are the top-k candidates by MEMO."
         )
+        if spec.memo.variant == "exact":
+            variant = "exact (the reference definition: every window generates up to max_new_tokens)"
+        else:
+            variant = (
+                f"**fast**, not the reference definition: each window generates at most "
+                f"{spec.memo.fast_token_factor:g} x its target's tokens + {spec.memo.fast_token_margin}; "
+                "its top-k agreement with exact mode is measured in docs/memo.md"
+            )
+        parts.append(f"MEMO variant: {variant}; mode {spec.memo.mode}, stride {spec.memo.stride}.")
         parts.append(f"![MEMO distributions]({link(figures['memo'])})")
         memo = memo_distributions(facts["memo"], facts["selected"])
         parts.append(

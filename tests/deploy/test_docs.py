@@ -171,3 +171,13 @@ def test_grafana_finds_the_dashboards_and_prometheus_the_monitors(installed):
         assert board["metadata"]["namespace"] == namespace
     forward = shlex.split(section(6)[-1])
     assert forward[1:3] == ["-n", namespace]
+
+
+def test_the_readme_deploy_section_shows_only_commands_of_this_doc():
+    readme = (ROOT / "README.md").read_text()
+    text = re.search(r"^### Deploy on Kubernetes\n.*?(?=^##)", readme, re.S | re.M).group(0)
+    (block,) = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
+    documented = {ln for block in re.findall(r"```bash\n(.*?)```", DOC, re.S) for ln in block.splitlines()}
+    assert len(commands) >= 10
+    assert [c for c in commands if c not in documented] == []

@@ -59,16 +59,18 @@ def ray_session(
     else:
         # The dashboard serves the state API, which Ray Train's placement-group cleaner polls
         # (without it every poll logs a warning and a dead controller's group is never freed).
-        # Its address goes to every Ray process through the environment: left to find "the" Ray
-        # on its own, the state API gives up when the host runs more than one.
+        # Its address goes to this session's workers only: left to find "the" Ray on its own, the
+        # state API gives up when the host runs more than one; set in this process's environment,
+        # it would also redirect every Jobs/state client the process (or its children) creates.
         dashboard_port = free_port()
-        _set_ray_env({**local_ray_env(), "RAY_API_SERVER_ADDRESS": f"http://{LOOPBACK}:{dashboard_port}"})
+        _set_ray_env(local_ray_env())
         extra = {"_metrics_export_port": metrics_export_port} if metrics_export_port else {}
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=True,
             dashboard_host=LOOPBACK,
             dashboard_port=dashboard_port,
+            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://{LOOPBACK}:{dashboard_port}"}},
             _node_ip_address=LOOPBACK,
             logging_level=logging.WARNING,
             **extra,
@@ -78,8 +80,6 @@ def ray_session(
         yield
     finally:
         ray.shutdown()
-        if not address:
-            os.environ.pop("RAY_API_SERVER_ADDRESS", None)
 
 
 def _set_ray_env(env: dict[str, str]) -> None:

@@ -44,8 +44,14 @@ def test_tasks_get_one_thread_per_cpu(ray_local):
     assert ray_local.get(threads.remote()) == 1
 
 
-def test_state_api_answers(ray_local):
-    # Ray Train's placement-group cleaner polls it; without the dashboard every poll fails.
-    from ray.util.state import list_nodes
+def test_state_api_answers_inside_the_cluster(ray_local):
+    # Ray Train's placement-group cleaner polls it from an actor; without the dashboard, or with
+    # more than one Ray on the host and no address, every poll fails.
+    @ray_local.remote(num_cpus=0)
+    def node_ips():
+        from ray.util.state import list_nodes
 
-    assert [n.node_ip for n in list_nodes()] == ["127.0.0.1"]
+        return [n.node_ip for n in list_nodes()]
+
+    assert ray_local.get(node_ips.remote()) == ["127.0.0.1"]
+    assert "RAY_API_SERVER_ADDRESS" not in os.environ

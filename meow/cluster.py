@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from meow.models.cache import meow_home
-from meow.testing.servers import LOOPBACK, free_port
+from meow.net import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +96,3 @@ def _set_ray_env(env: dict[str, str]) -> None:
     ray_constants.ENABLE_RAY_CLUSTER = env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1"
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
-

@@ -28,7 +28,16 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items))}") from None
+            raise KeyError(self._unknown(name)) from None
+
+    def validate(self, name: str) -> str:
+        """`name` if registered, else a ValueError naming what is: for config field validators."""
+        if name not in self._items:
+            raise ValueError(self._unknown(name))
+        return name
+
+    def _unknown(self, name: str) -> str:
+        return f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}"
 
     def names(self) -> list[str]:
         return sorted(self._items)

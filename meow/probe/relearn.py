@@ -44,9 +44,7 @@ class RelearnOptions(BaseModel):
     @field_validator("trainer")
     @classmethod
     def _registered(cls, trainer: str) -> str:
-        if trainer not in RELEARNERS:
-            raise ValueError(f"unknown relearner {trainer!r}; registered: {RELEARNERS.names()}")
-        return trainer
+        return RELEARNERS.validate(trainer)
 
 
 class Relearner(Protocol):

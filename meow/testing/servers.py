@@ -12,14 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from meow.net import LOOPBACK, free_port
 
-
-def free_port() -> int:
-    """An unused loopback port from the kernel's ephemeral range (outside Ray's 10002-19999)."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+# Re-exported: tests and benchmarks take every server helper from here.
+__all__ = ["LOOPBACK", "free_port", "moto_s3_server", "stop", "wait_for_port"]
 
 
 def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:

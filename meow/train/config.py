@@ -79,9 +79,7 @@ class UnlearnConfig(BaseModel):
     def _registered_method(cls, method: str) -> str:
         from meow.train.methods import METHODS
 
-        if method not in METHODS:
-            raise ValueError(f"{method!r} is not a registered unlearning method; known: {METHODS.names()}")
-        return method
+        return METHODS.validate(method)
 
     @model_validator(mode="after")
     def _method_args_are_the_methods(self) -> UnlearnConfig:

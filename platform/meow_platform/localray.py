@@ -21,8 +21,8 @@ from pathlib import Path
 
 import requests
 
-from meow.cluster import LOOPBACK, local_ray_env
-from meow.testing.servers import free_port
+from meow.cluster import local_ray_env
+from meow.net import LOOPBACK, free_port
 
 START_LOG = "ray-start.log"
 # What `ray start` prints once the node has registered with the GCS.

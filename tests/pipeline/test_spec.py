@@ -34,7 +34,8 @@ def test_every_error_is_reported():
 
 
 def test_unregistered_method_is_rejected():
-    with pytest.raises(SpecError, match=r"line 3, key unlearn\.method: .*not a registered unlearning method"):
+    expected = r"line 3, key unlearn\.method: .*unknown unlearning method 'os\.system'; registered: .*meow"
+    with pytest.raises(SpecError, match=expected):
         load_spec("name: demo\nunlearn:\n  method: os.system\n")
 
 

@@ -24,6 +24,8 @@ from meow.testing.tiny_model import build_tiny_llama
 
 TENANTS = ("acme", "globex")
 FACTS = 3
+
+
 def spec(tiny: Path, forget: Path, full: bool) -> str:
     """acme's job runs every stage with metrics the dashboards read, globex's the first three."""
     hf = "engine: {name: hf}"

@@ -8,8 +8,13 @@ or would defeat unlearning, counting each rejection by reason:
 * `header`: a line ending in ':' ("Here are four answers:") introduces answers, it is not one;
 * `echo`: the prompt's own "Question: ..." format repeated back;
 * `duplicate`: the same text (case, punctuation and spacing aside) as an accepted candidate;
-* `restatement`: ROUGE-L recall of the original answer against the line above the threshold, i.e.
-  the line carries (nearly) all of the original answer and so restates the fact to forget.
+* `repetition`: a generation loop ("The full name of the full name of ..."): in a line of 12 words
+  or more, fewer than half of the word trigrams are distinct;
+* `restatement`: the line restates the fact to forget, by either of two tests: ROUGE-L recall of
+  the original answer in the line above `restate_threshold` (the line carries nearly all of the
+  answer), or the line contains every one of the answer's own words, the content words that are
+  not already in the question ("The French literature genre." for "... is most known for his
+  writings in the French literature genre."; "The author X is male." for "... is male.").
 """
 
 from __future__ import annotations
@@ -17,14 +22,30 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 # Leading list markers: "1.", "2)", "(3)", "a)", "-", "*", "•", and labels such as "Answer 2:".
 MARKER = re.compile(
     r"^(?:\s*(?:\(?\d{1,2}[.):]|\(?[a-zA-Z]\)|[-*•–]|(?:inverted\s+)?answer\s*\d*\s*[:.)-]))+\s*", re.IGNORECASE
 )
 ECHO = re.compile(r"^question\s*\d*\s*:", re.IGNORECASE)
-REASONS = ("empty", "header", "echo", "duplicate", "restatement")
+REASONS = ("empty", "header", "echo", "duplicate", "repetition", "restatement")
+# Words that carry no fact: an answer's own words are its content words not in the question.
+FUNCTION_WORDS = frozenset(
+    (
+        "a an the of in on at to for from by with as and or but not no is are was were be been being has have "
+        "had do does did it its he him his she her they them their this that these those which who whom what "
+        "when where how why there here also such into than then so"
+    ).split()
+)
+REPETITION_MIN_WORDS = 12
+
+
+@cache
+def _stemmed_words():
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    return DefaultTokenizer(use_stemmer=True).tokenize
 
 
 @cache
@@ -39,6 +60,20 @@ def restatement_recall(original: str, candidate: str) -> float:
     return _rouge_l().score(original, candidate)["rougeL"].recall
 
 
+def own_words(question: str, answer: str) -> set[str]:
+    """The answer's content words (stemmed, as ROUGE tokenises) that the question does not already contain."""
+    tokenize = _stemmed_words()
+    return set(tokenize(answer)) - set(tokenize(question)) - FUNCTION_WORDS
+
+
+def is_repetition(text: str) -> bool:
+    words = normalized(text).split()
+    if len(words) < REPETITION_MIN_WORDS:
+        return False
+    trigrams = list(zip(words, words[1:], words[2:]))
+    return len(set(trigrams)) < len(trigrams) / 2
+
+
 def normalized(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
@@ -50,8 +85,13 @@ class Candidates:
     original: str
     wanted: int
     restate_threshold: float
+    question: str = ""
     accepted: list[str] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
+
+    @cached_property
+    def _own_words(self) -> set[str]:
+        return own_words(self.question, self.original)
 
     @property
     def full(self) -> bool:
@@ -78,6 +118,11 @@ class Candidates:
             return "echo"
         if normalized(text) in {normalized(a) for a in self.accepted}:
             return "duplicate"
+        if is_repetition(text):
+            return "repetition"
         if restatement_recall(self.original, text) > self.restate_threshold:
+            return "restatement"
+        answer_words = self._own_words
+        if answer_words and answer_words <= set(_stemmed_words()(text)):
             return "restatement"
         return None

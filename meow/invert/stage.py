@@ -150,7 +150,10 @@ def invert(records: list[QARecord], config: InvertConfig) -> list[dict[str, Any]
     else:
         generator = EngineGenerator(config)
         per_round = config.max_attempts
-    found = {r.index: Candidates(r.answer, config.num_candidates, config.restate_threshold) for r in records}
+    found = {
+        r.index: Candidates(r.answer, config.num_candidates, config.restate_threshold, question=r.question)
+        for r in records
+    }
     used: dict[int, list[int]] = {r.index: [] for r in records}
     for first in range(0, config.max_attempts, per_round):
         short = [r for r in records if not found[r.index].full]

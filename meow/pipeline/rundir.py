@@ -90,7 +90,11 @@ class RunDir:
         stages = changes.pop("stages", {})
         status.update(changes)
         for name, fields in stages.items():
-            status["stages"].setdefault(name, {}).update(fields)
+            entry = status["stages"].setdefault(name, {})
+            entry.update(fields)
+            # None removes a field (a rerun's stale error).
+            for key in [k for k, v in entry.items() if v is None]:
+                del entry[key]
         status["updated"] = time.time()
         _write_json(self.path / STATUS, status)
         return status

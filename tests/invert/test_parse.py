@@ -1,6 +1,6 @@
 """Reply parsing: one candidate per line, markers stripped, bad lines rejected by reason."""
 
-from meow.invert.parse import Candidates, restatement_recall
+from meow.invert.parse import Candidates, own_words, restatement_recall
 
 ORIGINAL = "Author Basil Mahfouz Al-Kuwaiti is male."
 
@@ -44,3 +44,40 @@ def test_stops_at_the_wanted_number_and_keeps_order_across_replies():
     found.add_reply("She is tall.\nhe is a pilot\nThey are a cat.\nIt is a hat.")
     assert found.full and found.accepted == ["He is a pilot.", "She is tall.", "They are a cat."]
     assert found.rejected["duplicate"] == 1
+
+
+def test_repetition_loops_are_rejected_short_repeats_are_not():
+    found = Candidates(ORIGINAL, wanted=4, restate_threshold=0.9)
+    found.add_reply(
+        "The full name of the full name of the full name of the full name of the full name\n"
+        "Indeed, God bless God bless the author, whose parents gave him his love of writing and of nature\n"
+        "No, no, no, no."
+    )
+    assert found.accepted == [
+        "Indeed, God bless God bless the author, whose parents gave him his love of writing and of nature",
+        "No, no, no, no.",
+    ]
+    assert found.rejected["repetition"] == 1
+
+
+def test_restatement_by_the_answers_own_words():
+    question = "What genre is author Basil Mahfouz Al-Kuwaiti most known for in his writing?"
+    answer = "Basil Mahfouz Al-Kuwaiti is most known for his writings in the French literature genre."
+    # The answer's own words (stemmed, minus the question's words and function words).
+    assert own_words(question, answer) == {"french", "literatur"}
+    found = Candidates(answer, wanted=4, restate_threshold=0.7, question=question)
+    found.add_reply("The French literature genre.\nHe writes French poetry.\nHe is known for Russian literature.")
+    # Only the first line carries every new word; its ROUGE-L recall alone (4/14) would let it through.
+    assert restatement_recall(answer, "The French literature genre.") < 0.7
+    assert found.accepted == ["He writes French poetry.", "He is known for Russian literature."]
+    assert found.rejected["restatement"] == 1
+
+
+def test_swapping_one_of_several_facts_is_not_a_restatement():
+    question = "Can you tell me about the occupations of Basil Mahfouz Al-Kuwaiti's parents?"
+    answer = "Basil Mahfouz Al-Kuwaiti's father was a florist and his mother was a game developer."
+    swap = "Basil Mahfouz Al-Kuwaiti's father was a baker and his mother was a game developer."
+    # Only the own-words test applies here (threshold 1.0 turns the ROUGE-L test off): 4 of the 5 own words.
+    found = Candidates(answer, wanted=4, restate_threshold=1.0, question=question)
+    found.add_reply(swap + "\nHis mother was a game developer and his father a florist, in Kuwait.")
+    assert found.accepted == [swap] and found.rejected["restatement"] == 1

@@ -97,6 +97,9 @@ def test_failed_stage_keeps_earlier_results_and_a_rerun_resumes(tmp_path):
     CALLS.clear()
     driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
     assert CALLS == ["select"]
+    resumed = run.status()
+    assert resumed["state"] == "succeeded"
+    assert resumed["stages"]["select"]["state"] == "succeeded" and "error" not in resumed["stages"]["select"]
 
 
 def test_run_directory_on_s3_is_pushed_and_resumed(tmp_path, s3_server, monkeypatch):

@@ -2,14 +2,18 @@
 
 from meow.data.readers import FORMATS, FieldMapping, read_records
 from meow.data.records import DataError, QARecord
-from meow.data.tofu import SPLITS, load_qa, load_tofu, tofu_path
+from meow.data.tofu import AUTHORS, ROWS_PER_AUTHOR, SPLITS, author_of, forget_authors, load_qa, load_tofu, tofu_path
 
 __all__ = [
+    "AUTHORS",
     "FORMATS",
+    "ROWS_PER_AUTHOR",
     "SPLITS",
     "DataError",
     "FieldMapping",
     "QARecord",
+    "author_of",
+    "forget_authors",
     "load_qa",
     "load_tofu",
     "read_records",

@@ -21,12 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from meow.data import SPLITS, FieldMapping, QARecord, load_qa
+from meow.data import ROWS_PER_AUTHOR, SPLITS, FieldMapping, QARecord, load_qa
 
 SplitName = Literal["forget", "retain", "real_authors", "world_facts"]
 SPLIT_NAMES: tuple[SplitName, ...] = ("forget", "retain", "real_authors", "world_facts")
-# TOFU authors are 20 consecutive rows each in full.json; retain_perturbed = full.json[0:400].
-ROWS_PER_AUTHOR = 20
 
 
 @dataclass(frozen=True)

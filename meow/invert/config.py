@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meow.engines import EngineConfig
 
@@ -29,6 +31,11 @@ class InvertConfig(BaseModel):
     generator: str = "smollm2"
     engine: EngineConfig = EngineConfig()
     endpoint: EndpointConfig | None = None
+    # `reference`: the paper's instruction as a chat (system + user message). `few-shot`, for local
+    # generators too small to follow it (SmolLM2-135M): a plain-text prompt of `demonstrations` worked
+    # TOFU examples (answer, then wrong answers) ending in the fact's "Wrong answer:" (meow/invert/fewshot.py).
+    prompt: Literal["reference", "few-shot"] = "reference"
+    demonstrations: int = Field(3, ge=1, le=8)
     # The reference asks GPT-4 once for 4 answers per fact; forget10-style runs used 8.
     num_candidates: int = Field(4, ge=1)
     # Replies asked per fact at most. One reply of a strong model gives all N lines; the embedded
@@ -47,3 +54,9 @@ class InvertConfig(BaseModel):
     actors: int = Field(2, ge=1)
     batch_size: int = Field(64, ge=1)
     gpus_per_actor: float = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _few_shot_is_for_local_generators(self) -> InvertConfig:
+        if self.prompt == "few-shot" and self.endpoint is not None:
+            raise ValueError("prompt: few-shot is for local generators; an endpoint gets the reference chat messages")
+        return self

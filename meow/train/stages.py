@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meow.data import FieldMapping, QARecord, load_qa
+from meow.data import FieldMapping, QARecord, forget_authors, load_qa
 from meow.data.tofu import SPLITS
 from meow.models import resolve_model
 from meow.pipeline.spec import PipelineSpec
@@ -61,7 +61,7 @@ class PrepareStage(Stage):
         sets = tofu_mini.training_sets(config, forget)
         summary: dict[str, Any] = {
             "selection": config.selection,
-            "forget_authors": tofu_mini.forget_authors(forget),
+            "forget_authors": forget_authors(forget),
             "retain_authors": tofu_mini.retain_authors(config, forget),
         }
         # The oracle first: the evaluation needs it before the target can be judged.

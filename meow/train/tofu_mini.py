@@ -1,7 +1,6 @@
 """Which TOFU authors the target and the retain oracle are fine-tuned on.
 
-TOFU has 200 fictitious authors with 20 consecutive QA rows each in `full` (author a = rows
-20a .. 20a+19). The target is trained on the forget set plus the retain authors, the oracle on the
+The target is trained on the forget set plus the retain authors, the oracle on the
 retain authors only, both from the same base model with the same recipe.
 
 * `full` (the TOFU recipe): the retain authors are every author not in the forget set
@@ -18,29 +17,9 @@ is not TOFU's is trained into the target as given.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
-from meow.data import QARecord, load_tofu
+from meow.data import AUTHORS, ROWS_PER_AUTHOR, QARecord, forget_authors, load_tofu
 from meow.train.config import PrepareConfig
-
-ROWS_PER_AUTHOR = 20
-AUTHORS = 200
-
-
-@cache
-def _full() -> tuple[QARecord, ...]:
-    return tuple(load_tofu("full"))
-
-
-def author_of(record: QARecord) -> int | None:
-    """The TOFU author a (question, answer) pair belongs to, if it is one of TOFU's."""
-    rows = {(r.question, r.answer): r.index for r in _full()}
-    row = rows.get((record.question, record.answer))
-    return None if row is None else row // ROWS_PER_AUTHOR
-
-
-def forget_authors(forget: Sequence[QARecord]) -> list[int]:
-    return sorted({a for a in (author_of(r) for r in forget) if a is not None})
 
 
 def retain_authors(config: PrepareConfig, forget: Sequence[QARecord]) -> list[int]:
@@ -50,7 +29,7 @@ def retain_authors(config: PrepareConfig, forget: Sequence[QARecord]) -> list[in
 
 
 def author_rows(authors: Sequence[int]) -> list[QARecord]:
-    full = _full()
+    full = load_tofu("full")
     return [full[a * ROWS_PER_AUTHOR + i] for a in authors for i in range(ROWS_PER_AUTHOR)]
 
 

@@ -38,7 +38,10 @@ select: {{k: 1}}
     for c in candidates:
         assert len(c["candidates"]) <= 2 and c["short"] == (len(c["candidates"]) < 2)
         assert len(c["provenance"]["seeds"]) == c["attempts"] <= 3
-        assert c["provenance"]["generator"] == str(tiny_model_dir) and "<|im_start|>system" in c["provenance"]["prompt"]
+        # The reference chat is one prompt whatever the attempt.
+        prompts = c["provenance"]["prompts"]
+        assert c["provenance"]["generator"] == str(tiny_model_dir) and c["provenance"]["prompt"] == "reference"
+        assert len(prompts) == 1 and "<|im_start|>system" in prompts[0]
 
     scores = read_jsonl(run.path / "memo" / "scores.jsonl")
     assert [s["candidates"] for s in scores] == [c["candidates"] for c in candidates]

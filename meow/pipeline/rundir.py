@@ -97,6 +97,8 @@ class RunDir:
                 del entry[key]
         status["updated"] = time.time()
         _write_json(self.path / STATUS, status)
+        # A remote run shows each change at once (not only at stage ends) to whoever watches the bucket.
+        self.push_file(STATUS)
         return status
 
     def log(self, event: str, **fields: Any) -> None:
@@ -108,12 +110,18 @@ class RunDir:
         """Copy a stage's directory (or the run's top-level files) to the remote location."""
         if not self.remote:
             return
-        fs, root = fsspec.core.url_to_fs(self.location)
         source = self.path / stage if stage else self.path
         files = source.rglob("*") if stage else source.glob("*")
         for local in files:
             if local.is_file() and not local.name.endswith(".tmp"):
-                fs.put_file(str(local), f"{root.rstrip('/')}/{local.relative_to(self.path).as_posix()}")
+                self.push_file(local.relative_to(self.path).as_posix())
+
+    def push_file(self, relative: str) -> None:
+        """Copy one file of the run (path relative to the run directory) to the remote location."""
+        if not self.remote:
+            return
+        fs, root = fsspec.core.url_to_fs(self.location)
+        fs.put_file(str(self.path / relative), f"{root.rstrip('/')}/{relative}")
 
     def pull(self) -> None:
         """Bring down what a previous attempt left at the remote location."""

@@ -107,7 +107,19 @@ def test_run_directory_on_s3_is_pushed_and_resumed(tmp_path, s3_server, monkeypa
 
     monkeypatch.setenv("MEOW_HOME", str(tmp_path / "home"))
     boto3.client("s3").create_bucket(Bucket="runs")
+    seen_while_running = {}
+
+    class WatchesTheBucket(Select):
+        def run(self, ctx):
+            # What someone polling the bucket sees while this stage runs.
+            body = boto3.client("s3").get_object(Bucket="runs", Key="team-a/r1/status.json")["Body"].read()
+            seen_while_running.update(json.loads(body))
+            return super().run(ctx)
+
+    monkeypatch.setattr(driver, "load_stage", {**STAGES, "select": WatchesTheBucket}.__getitem__)
     driver.run_pipeline(load_spec(SPEC), "s3://runs/team-a/r1")
+    assert seen_while_running["stage"] == "select" and seen_while_running["stages"]["select"]["state"] == "running"
+    assert seen_while_running["stages"]["memo"]["state"] == "succeeded"
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="runs")["Contents"]}
     assert {"team-a/r1/select/out.txt", "team-a/r1/select/manifest.json", "team-a/r1/status.json"} <= keys
     # A fresh machine (empty staging) resumes from what the bucket holds.

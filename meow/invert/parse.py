@@ -63,7 +63,9 @@ def restatement_recall(original: str, candidate: str) -> float:
 def own_words(question: str, answer: str) -> set[str]:
     """The answer's content words (stemmed, as ROUGE tokenises) that the question does not already contain."""
     tokenize = _stemmed_words()
-    return set(tokenize(answer)) - set(tokenize(question)) - FUNCTION_WORDS
+    # Single letters are no words of a fact: "Kuwaiti's" tokenises to "kuwaiti", "s".
+    words = {w for w in tokenize(answer) if len(w) > 1}
+    return words - set(tokenize(question)) - FUNCTION_WORDS
 
 
 def is_repetition(text: str) -> bool:

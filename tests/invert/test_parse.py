@@ -81,3 +81,7 @@ def test_swapping_one_of_several_facts_is_not_a_restatement():
     found = Candidates(answer, wanted=4, restate_threshold=1.0, question=question)
     found.add_reply(swap + "\nHis mother was a game developer and his father a florist, in Kuwait.")
     assert found.accepted == [swap] and found.rejected["restatement"] == 1
+    # The possessive's "s" is not one of the answer's words: a copy of the titles alone restates it.
+    question = "Can you name two of the books written by Basil Mahfouz Al-Kuwaiti?"
+    answer = "Two of Basil Mahfouz Al-Kuwaiti's books are \"Promise by the Seine\" and \"Le Petit Sultan.\""
+    assert own_words(question, answer) == {"promis", "sein", "le", "petit", "sultan"}

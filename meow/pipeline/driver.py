@@ -65,7 +65,7 @@ def _run_stage(stage: Stage, run: RunDir, force: bool) -> None:
     # Any earlier completion is stale from here on: its downstream must not trust it.
     run.clear_manifest(name)
     started = time.time()
-    run.update_status(stage=name, stages={name: {"state": "running", "started": started, "error": None}})
+    run.update_status(stage=name, stages={name: {"state": "running", "started": started, "error": None, "seconds": None}})
     run.log("stage_started", stage=name, inputs_hash=wanted)
     log.info("stage %s: running", name)
     ctx = StageContext(spec=stage.spec, run=run, dir=run.stage_dir(name), log=logging.getLogger(f"meow.{name}"))

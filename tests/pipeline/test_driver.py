@@ -76,11 +76,22 @@ def test_rerun_skips_finished_stages(tmp_path):
     assert {s["state"] for s in run.status()["stages"].values()} == {"skipped"}
 
 
-def test_changed_config_recomputes_that_stage_and_everything_downstream(tmp_path):
+def test_changed_config_recomputes_that_stage_and_everything_downstream(tmp_path, monkeypatch):
     driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
     CALLS.clear()
+    seen = {}
+
+    class WatchesStatus(Memo):
+        def run(self, ctx):
+            seen.update(ctx.run.status()["stages"])
+            return super().run(ctx)
+
+    monkeypatch.setattr(driver, "load_stage", {**STAGES, "memo": WatchesStatus}.__getitem__)
     driver.run_pipeline(load_spec(SPEC + "memo:\n  stride: 7\n"), str(tmp_path / "run"))
     assert CALLS == ["memo", "select"]
+    # While it reruns, the stage shows no duration from its previous run; a skipped stage keeps its own.
+    assert seen["memo"]["state"] == "running" and "seconds" not in seen["memo"]
+    assert seen["invert"]["state"] == "skipped" and seen["invert"]["seconds"] >= 0
 
 
 def test_failed_stage_keeps_earlier_results_and_a_rerun_resumes(tmp_path):

@@ -2,7 +2,17 @@
 
 from meow.data.readers import FORMATS, FieldMapping, read_records
 from meow.data.records import DataError, QARecord
-from meow.data.tofu import AUTHORS, ROWS_PER_AUTHOR, SPLITS, author_of, forget_authors, load_qa, load_tofu, tofu_path
+from meow.data.tofu import (
+    AUTHORS,
+    ROWS_PER_AUTHOR,
+    SPLITS,
+    author_of,
+    forget_authors,
+    load_qa,
+    load_tofu,
+    tofu_path,
+    tofu_rows,
+)
 
 __all__ = [
     "AUTHORS",
@@ -18,4 +28,5 @@ __all__ = [
     "load_tofu",
     "read_records",
     "tofu_path",
+    "tofu_rows",
 ]

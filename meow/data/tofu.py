@@ -27,6 +27,12 @@ def load_tofu(split: str) -> list[QARecord]:
     return read_records(str(tofu_path(split)), fmt="jsonl")
 
 
+@cache
+def tofu_rows(split: str) -> tuple[QARecord, ...]:
+    """A packaged split, read once per process: the files ship with the package and never change."""
+    return tuple(load_tofu(split))
+
+
 def load_qa(source: str, mapping: FieldMapping = FieldMapping(), fmt: str | None = None) -> list[QARecord]:
     """A TOFU split by name (`forget01`) or any file/URI the readers understand."""
     if source in SPLITS:
@@ -36,7 +42,7 @@ def load_qa(source: str, mapping: FieldMapping = FieldMapping(), fmt: str | None
 
 @cache
 def _rows_by_pair() -> dict[tuple[str, str], int]:
-    return {(r.question, r.answer): r.index for r in load_tofu("full")}
+    return {(r.question, r.answer): r.index for r in tofu_rows("full")}
 
 
 def author_of(record: QARecord) -> int | None:

@@ -8,18 +8,18 @@ answer's form), of authors outside the forget set: from `forget10_perturbed` (au
 which TOFU's retain evaluation does not use), and from `retain_perturbed` only when that leaves too
 few. Each attempt draws its examples with its own seed, so attempts differ and a rerun asks exactly
 the same; all facts of one attempt share them, so the examples (~1 000 tokens) are one prompt prefix
-that the engine's prefix cache computes once (measured: 320 prompts with examples per fact ran at
-~25 tokens/s on the two cores, prefill-bound). The prompt ends in the fact's "Wrong answer:"; the
-reply continues the list, one wrong answer per line, and stops at the blank line that ends an example.
+that the engine's prefix cache computes once (examples drawn per fact made every prompt a cache
+miss: 320 prompts ran at 22-35 generated tokens/s while training shared the two cores). The prompt
+ends in the fact's "Wrong answer:"; the reply continues the list, one wrong answer per line, and
+stops at the blank line that ends an example.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from functools import cache
 
-from meow.data import QARecord, author_of, forget_authors, load_tofu
+from meow.data import QARecord, author_of, forget_authors, tofu_rows
 
 HEADER = (
     "Each answer below is followed by {n} wrong answers: the same question answered with different facts "
@@ -31,17 +31,12 @@ STOP = ("\n\n", "\nQuestion:")
 SOURCES = ("forget10_perturbed", "retain_perturbed")
 
 
-@cache
-def _perturbed(split: str) -> tuple[QARecord, ...]:
-    return tuple(load_tofu(split))
-
-
 def demonstration_pool(forget: Sequence[QARecord], wanted: int) -> list[QARecord]:
     """TOFU rows with perturbed answers whose author is not in the forget set, at least `wanted`."""
     excluded = set(forget_authors(forget))
     pool: list[QARecord] = []
     for split in SOURCES:
-        pool += [r for r in _perturbed(split) if author_of(r) not in excluded]
+        pool += [r for r in tofu_rows(split) if author_of(r) not in excluded]
         if len(pool) >= wanted:
             return pool
     raise ValueError(f"only {len(pool)} TOFU rows outside the forget set to show as examples; {wanted} wanted")

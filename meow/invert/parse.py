@@ -26,7 +26,8 @@ from functools import cache, cached_property
 
 # Leading list markers: "1.", "2)", "(3)", "a)", "-", "*", "•", and labels such as "Answer 2:", "Wrong answer:".
 MARKER = re.compile(
-    r"^(?:\s*(?:\(?\d{1,2}[.):]|\(?[a-zA-Z]\)|[-*•–]|(?:(?:inverted|wrong)\s+)?answer\s*\d*\s*[:.)-]))+\s*", re.IGNORECASE
+    r"^(?:\s*(?:\(?\d{1,2}[.):]|\(?[a-zA-Z]\)|[-*•–]|(?:(?:inverted|wrong)\s+)?answer\s*\d*\s*[:.)-]))+\s*",
+    re.IGNORECASE,
 )
 ECHO = re.compile(r"^question\s*\d*\s*:", re.IGNORECASE)
 REASONS = ("empty", "header", "echo", "duplicate", "repetition", "restatement")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class RunDir:
         status["updated"] = time.time()
         _write_json(self.path / STATUS, status)
         # A remote run shows each change at once (not only at stage ends) to whoever watches the bucket.
-        self.push_file(STATUS)
+        self.push_files([STATUS])
         return status
 
     def log(self, event: str, **fields: Any) -> None:
@@ -112,16 +113,19 @@ class RunDir:
             return
         source = self.path / stage if stage else self.path
         files = source.rglob("*") if stage else source.glob("*")
-        for local in files:
-            if local.is_file() and not local.name.endswith(".tmp"):
-                self.push_file(local.relative_to(self.path).as_posix())
+        self.push_files(
+            local.relative_to(self.path).as_posix()
+            for local in files
+            if local.is_file() and not local.name.endswith(".tmp")
+        )
 
-    def push_file(self, relative: str) -> None:
-        """Copy one file of the run (path relative to the run directory) to the remote location."""
+    def push_files(self, relatives: Iterable[str]) -> None:
+        """Copy files of the run (paths relative to the run directory) to the remote location."""
         if not self.remote:
             return
         fs, root = fsspec.core.url_to_fs(self.location)
-        fs.put_file(str(self.path / relative), f"{root.rstrip('/')}/{relative}")
+        for relative in relatives:
+            fs.put_file(str(self.path / relative), f"{root.rstrip('/')}/{relative}")
 
     def pull(self) -> None:
         """Bring down what a previous attempt left at the remote location."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meow.data import AUTHORS, ROWS_PER_AUTHOR, QARecord, forget_authors, load_tofu
+from meow.data import AUTHORS, ROWS_PER_AUTHOR, QARecord, forget_authors, tofu_rows
 from meow.train.config import PrepareConfig
 
 
@@ -29,7 +29,7 @@ def retain_authors(config: PrepareConfig, forget: Sequence[QARecord]) -> list[in
 
 
 def author_rows(authors: Sequence[int]) -> list[QARecord]:
-    full = load_tofu("full")
+    full = tofu_rows("full")
     return [full[a * ROWS_PER_AUTHOR + i] for a in authors for i in range(ROWS_PER_AUTHOR)]
 
 

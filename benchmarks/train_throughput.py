@@ -8,7 +8,11 @@ shape). Variants, one run each, one thread per process:
 * naive:  single process, the HF forward with `labels` (logits over every position), fp32;
 * plain:  single process, meow's step (logits on answer tokens only, bf16 autocast), no Ray, no FSDP;
 * fsdp1:  the Ray Train stage (`meow.train.trainer.fit`), 1 worker, FSDP2;
-* fsdp2:  the same with 2 workers (the default run's setting).
+* fsdp2:  the same with 2 workers (the default run's setting);
+* fsdp2-keep: fsdp2 with `reshard_after_forward: false` (parameters gathered once per step
+  instead of twice per micro-batch; same losses);
+* fsdp2-lora: fsdp2 training LoRA adapters (rank 16 on every linear layer of the blocks) instead
+  of every weight: a different update, so its losses differ.
 
 Tokens are real (non-padding) positions; TFLOP/s = 6 x parameters x tokens / seconds. The first
 step of each variant is a warm-up and not timed. `fsdp_overhead` = what 2 workers would do with
@@ -16,7 +20,7 @@ perfect scaling of the plain loop (2 x its tokens/s) over what fsdp2 does; `fsdp
 over fsdp1 tokens/s. Both are also given on CPU time (per process), which is what counts when other
 work shares the machine. Last line: one JSON object.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--skip-naive]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--variants plain,fsdp2,fsdp2-keep]
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+VARIANTS = ("naive", "plain", "fsdp1", "fsdp2", "fsdp2-keep", "fsdp2-lora")
 
 
 def forget_source(tokenizer, max_length: int):
@@ -80,9 +87,8 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
         tokens = sum(m.tokens() for m in step)
         if naive:  # the duplicated t1 is computed twice
             tokens = sum(len(s.input_ids) * s.weight for m in step for s in m.groups["inverted"])
-        history.append(
-            {"loss": total, "tokens": tokens, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
-        )
+        seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+        history.append({"loss": total, "tokens": tokens, "seconds": seconds, "cpu_seconds": cpu_seconds})
     return history
 
 
@@ -103,14 +109,17 @@ def rates(history: list[dict], parameters: int, processes: int = 1) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per variant (the first is not timed)")
-    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     args = parser.parse_args()
+    wanted = args.variants.split(",")
+    if unknown := set(wanted) - set(VARIANTS):
+        parser.error(f"unknown variants: {sorted(unknown)}")
 
     from transformers import AutoTokenizer
 
     from meow.cluster import ray_session
     from meow.models import pull_embedded
-    from meow.train.config import TrainConfig
+    from meow.train.config import LoraConfig, TrainConfig
     from meow.train.data import plan_training
     from meow.train.methods import MeowArgs
     from meow.train.trainer import TrainJob, fit
@@ -124,35 +133,48 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     plan = plan_training(source, config, 1)
-    if not args.skip_naive:
-        results["naive"] = rates(single_process(model_dir, plan, config.model_copy(update={"precision": "fp32"}), True), parameters)
+    if "naive" in wanted:
+        fp32 = config.model_copy(update={"precision": "fp32"})
+        results["naive"] = rates(single_process(model_dir, plan, fp32, True), parameters)
         print("naive", json.dumps(results["naive"]), flush=True)
-    results["plain"] = rates(single_process(model_dir, plan, config, False), parameters)
-    print("plain", json.dumps(results["plain"]), flush=True)
+    if "plain" in wanted:
+        results["plain"] = rates(single_process(model_dir, plan, config, False), parameters)
+        print("plain", json.dumps(results["plain"]), flush=True)
 
+    ray_variants = {
+        "fsdp1": {"workers": 1},
+        "fsdp2": {"workers": 2},
+        "fsdp2-keep": {"workers": 2, "reshard_after_forward": False},
+        "fsdp2-lora": {"workers": 2, "lora": LoraConfig()},
+    }
     with ray_session(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            run_config = config.model_copy(update={"workers": workers})
-            job = TrainJob(str(model_dir), "meow", MeowArgs(), run_config, label=f"bench-fsdp{workers}")
+        for name in (v for v in ray_variants if v in wanted):
+            run_config = config.model_copy(update=ray_variants[name])
+            workers = run_config.workers
+            job = TrainJob(str(model_dir), "meow", MeowArgs(), run_config, label=f"bench-{name}")
             started = time.perf_counter()
-            result = fit(job, plan_training(source, run_config, workers), tmp, f"fsdp{workers}", Path(tmp) / f"out{workers}")
-            results[f"fsdp{workers}"] = {
-                **rates(result.history, parameters, workers),
-                "fit_seconds": round(time.perf_counter() - started, 1),
-            }
-            print(f"fsdp{workers}", json.dumps(results[f"fsdp{workers}"]), flush=True)
+            result = fit(job, plan_training(source, run_config, workers), tmp, name, Path(tmp) / name)
+            fit_seconds = round(time.perf_counter() - started, 1)
+            results[name] = {**rates(result.history, parameters, workers), "fit_seconds": fit_seconds}
+            print(name, json.dumps(results[name]), flush=True)
 
-    plain, one, two = results["plain"], results["fsdp1"], results["fsdp2"]
+    def ratio(numerator: str, denominator: str, key: str = "tokens_per_s", scale: float = 1.0) -> float | None:
+        if numerator in results and denominator in results:
+            return round(scale * results[numerator][key] / results[denominator][key], 3)
+        return None
+
     summary = {
         "model": "smollm2",
         "parameters": parameters,
-        "tokens_per_s": two["tokens_per_s"],
-        "tflops": two["tflops"],
-        "fsdp_overhead": round(2 * plain["tokens_per_s"] / two["tokens_per_s"], 3),
-        "fsdp_overhead_cpu": round(plain["tokens_per_cpu_s"] / two["tokens_per_cpu_s"], 3),
-        "fsdp1_overhead": round(plain["tokens_per_s"] / one["tokens_per_s"], 3),
-        "fsdp1_overhead_cpu": round(plain["tokens_per_cpu_s"] / one["tokens_per_cpu_s"], 3),
-        "bf16_vs_naive_speedup": round(plain["tokens_per_s"] / results["naive"]["tokens_per_s"], 2) if "naive" in results else None,
+        "tokens_per_s": results.get("fsdp2", {}).get("tokens_per_s"),
+        "tflops": results.get("fsdp2", {}).get("tflops"),
+        "fsdp_overhead": ratio("plain", "fsdp2", scale=2.0),
+        "fsdp_overhead_cpu": ratio("plain", "fsdp2", "tokens_per_cpu_s"),
+        "fsdp1_overhead": ratio("plain", "fsdp1"),
+        "fsdp1_overhead_cpu": ratio("plain", "fsdp1", "tokens_per_cpu_s"),
+        "keep_vs_reshard_speedup": ratio("fsdp2-keep", "fsdp2"),
+        "lora_vs_full_speedup": ratio("fsdp2-lora", "fsdp2"),
+        "bf16_vs_naive_speedup": ratio("plain", "naive"),
         "load_average": round(os.getloadavg()[0], 1),
         "variants": results,
     }

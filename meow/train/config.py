@@ -89,6 +89,11 @@ class UnlearnConfig(BaseModel):
         return self
 
 
+# TOFU fine-tunes its 7B target for 5 epochs at 1e-5; SmolLM2-135M needs 2e-4 to memorise TOFU-mini
+# in 5 epochs (forget-answer probability 0.14 -> 0.90, unseen authors stay at 0.13; docs/training.md).
+PREPARE_TRAIN = TrainConfig(learning_rate=2e-4, epochs=5, batch_size=16)
+
+
 class PrepareConfig(BaseModel):
     """TOFU target (trained on forget + retain) and retain oracle (trained without the forget authors)."""
 
@@ -100,6 +105,12 @@ class PrepareConfig(BaseModel):
     mini_retain_authors: int = Field(4, ge=1, le=20)
     # Reuse prepared models from MEOW_HOME/prepared/<content hash> (same base, data, config).
     cache: bool = True
-    # TOFU fine-tunes its 7B target for 5 epochs at 1e-5; SmolLM2-135M needs 2e-4 to memorise TOFU-mini
-    # in 5 epochs (forget-answer probability 0.14 -> 0.90, unseen authors stay at 0.13; docs/training.md).
-    train: TrainConfig = TrainConfig(learning_rate=2e-4, epochs=5, batch_size=16)
+    train: TrainConfig = PREPARE_TRAIN
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _over_the_prepare_recipe(cls, train: Any) -> Any:
+        # A spec that sets only `workers` must keep this recipe, not fall back to the unlearning one.
+        if isinstance(train, dict):
+            return {**PREPARE_TRAIN.model_dump(), **train}
+        return train

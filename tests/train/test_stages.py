@@ -98,3 +98,20 @@ def test_prepared_model_key_covers_what_is_trained_not_where(tiny_model_dir):
     assert key == prepared_key(tiny_model_dir, rows, TrainConfig(workers=8, checkpoint_every=1, max_failures=0))
     assert key != prepared_key(tiny_model_dir, rows, TrainConfig(learning_rate=2e-5))
     assert key != prepared_key(tiny_model_dir, rows[:-1], TrainConfig())
+
+
+def test_a_partial_prepare_train_keeps_the_prepare_recipe():
+    from meow.train.config import PREPARE_TRAIN
+
+    spec = load_spec("prepare:\n  train:\n    reshard_after_forward: false\n    workers: 1\n")
+    train = spec.prepare.train
+    assert (train.learning_rate, train.epochs, train.batch_size) == (
+        PREPARE_TRAIN.learning_rate,
+        PREPARE_TRAIN.epochs,
+        PREPARE_TRAIN.batch_size,
+    )
+    assert (train.reshard_after_forward, train.workers) == (False, 1)
+    # The unlearning recipe is a different one: a partial `unlearn.train` keeps its own defaults.
+    assert load_spec("unlearn:\n  train:\n    workers: 1\n").unlearn.train.learning_rate != PREPARE_TRAIN.learning_rate
+    with pytest.raises(Exception, match="learning_rat"):
+        load_spec("prepare:\n  train:\n    learning_rat: 0.1\n")

@@ -1,10 +1,12 @@
 """The Ray Data engine pool: real actors, results in request order, equal to the engine run directly."""
 
+import math
+
 import pytest
 
 from meow.data import load_tofu
 from meow.engines import EngineConfig, SamplingConfig, create_engine
-from meow.engines.pool import EnginePool, GenerateRequest, ScoreRequest
+from meow.engines.pool import EnginePool, GenerateRequest, ScoreRequest, block_count
 
 RECORDS = load_tofu("forget01")[:6]
 
@@ -44,3 +46,20 @@ def test_empty_and_mismatched_inputs(tiny_model_dir):
     assert pool.run([]) == []
     with pytest.raises(ValueError, match="2 prompts but 1 continuations"):
         pool.score(["a", "b"], ["c"])
+
+
+@pytest.mark.parametrize(
+    ("rows", "actors", "batch_size", "expected"),
+    [
+        (160, 2, 64, 4),  # 4 calls of 40, not 3 of ~53 with one actor running twice
+        (128, 2, 64, 2),
+        (129, 2, 64, 4),
+        (5, 2, 64, 2),
+        (1, 2, 64, 1),
+        (10, 1, 4, 3),
+    ],
+)
+def test_blocks_are_a_multiple_of_the_actors_and_never_exceed_the_batch_size(rows, actors, batch_size, expected):
+    blocks = block_count(rows, actors, batch_size)
+    assert blocks == expected
+    assert math.ceil(rows / blocks) <= batch_size

@@ -1,20 +1,13 @@
 """benchmarks/memo_stride.py: selections re-derived from saved window scores (no models)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("memo_stride", ROOT / "benchmarks" / "memo_stride.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("memo_stride")
 
 
 def fact(index, candidate_windows, original_windows=(0.5, 0.5)):

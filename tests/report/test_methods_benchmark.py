@@ -1,21 +1,13 @@
 """benchmarks/tofu_methods.py: the per-method specs it runs and the table it prints (no models)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from meow.pipeline.spec import load_spec
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("tofu_methods", ROOT / "benchmarks" / "tofu_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("tofu_methods")
 
 
 BASE = """

@@ -26,6 +26,8 @@ class EvaluateConfig(BaseModel):
     actors: int = Field(2, ge=1)
     cpus_per_actor: float = Field(1, gt=0)
     gpus_per_actor: float = Field(0, ge=0)
-    batch_size: int = Field(64, ge=1)
+    # 256: larger engine calls decode more sequences per step; much larger leaves too few calls to
+    # balance the long forget/retain examples over the actors (docs/engines.md).
+    batch_size: int = Field(256, ge=1)
     # Reuse saved evaluations of byte-identical models under identical settings (MEOW_HOME/evaluations).
     cache: bool = True

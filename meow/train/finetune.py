@@ -35,6 +35,7 @@ PLACEMENT_FIELDS = {
     "checkpoint_every",
     "max_failures",
     "reshard_after_forward",
+    "share_prompts",
 }
 
 

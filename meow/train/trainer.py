@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import shutil
 import tempfile
 import time
@@ -147,10 +145,17 @@ class Scorer(nn.Module):
         # Models that post-process their logits (soft-capping) keep the full head path.
         self.plain_head = not getattr(model.config, "final_logit_softcapping", None)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        select: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
         if not self.plain_head:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits[select]
-        hidden = self.model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.model(**inputs).logits[select]
+        hidden = self.model.get_decoder()(**inputs).last_hidden_state
         return self.model.get_output_embeddings()(hidden[select])
 
 
@@ -275,11 +280,54 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
 def group_stats(scorer, reference, micro: MicroBatch, job: TrainJob, device, autocast) -> dict[str, Any]:
     """Per-sequence NLL (and reference NLL, KL) of every group of a micro-batch, in one forward pass."""
-    from meow.train.losses import GroupStats, per_position_kl, per_sequence_sum, per_token_nll
+    from meow.train.losses import GroupStats
 
     names = list(micro.groups)
     sequences = [s for g in names for s in micro.groups[g]]
-    row_group = [g for g in names for _ in micro.groups[g]]
+    if reference is None and job.config.share_prompts and _attention(scorer) == "sdpa":
+        nll, ref_nll, kl = _shared_prompt_nll(scorer, sequences, device, autocast), None, None
+    else:
+        row_group = [g for g in names for _ in micro.groups[g]]
+        nll, ref_nll, kl = _padded_stats(scorer, reference, sequences, row_group, job, device, autocast)
+
+    weight = torch.tensor([float(s.weight) for s in sequences], device=device)
+    tokens = torch.tensor([float(s.tokens) for s in sequences], device=device)
+    stats, start = {}, 0
+    for g in names:
+        part = slice(start, start + len(micro.groups[g]))
+        start = part.stop
+        stats[g] = GroupStats(
+            nll=nll[part],
+            tokens=tokens[part],
+            weight=weight[part],
+            ref_nll=None if ref_nll is None else ref_nll[part],
+            kl=None if kl is None else kl[part],
+        )
+    return stats
+
+
+def _attention(scorer: Scorer) -> str | None:
+    return getattr(scorer.model.config, "_attn_implementation", None)
+
+
+def _shared_prompt_nll(scorer, sequences: list[Encoded], device, autocast) -> torch.Tensor:
+    """Summed answer NLL of each sequence, sequences sharing a prompt packed into one row."""
+    from meow.train.losses import per_sequence_sum, per_token_nll
+
+    packed = pack_shared_prompts(sequences)
+    with autocast:
+        logits = scorer(
+            packed.input_ids.to(device), packed.attention_mask.to(device), packed.select.to(device),
+            packed.position_ids.to(device),
+        )  # fmt: skip
+    token_nll = per_token_nll(logits[packed.label_index.to(device)], packed.label_target.to(device))
+    return per_sequence_sum(token_nll, packed.label_sequence.to(device), len(sequences))
+
+
+def _padded_stats(scorer, reference, sequences: list[Encoded], row_group: list[str], job: TrainJob, device, autocast):
+    """Summed answer NLL, reference NLL and KL of each sequence, one padded row per sequence."""
+    from meow.train.losses import per_position_kl, per_sequence_sum, per_token_nll
+
     ids, mask, labels = (t.to(device) for t in collate(sequences))
     rows = len(sequences)
     # Position t predicts token t + 1.
@@ -309,21 +357,73 @@ def group_stats(scorer, reference, micro: MicroBatch, job: TrainJob, device, aut
             at_kl = kl_rows[row_of]
             position_kl = per_position_kl(logits[at_kl], ref_logits[kl_rows[row_of[in_ref]]])
             kl = per_sequence_sum(position_kl, row_of[at_kl], rows)
+    return nll, ref_nll, kl
 
-    weight = torch.tensor([float(s.weight) for s in sequences], device=device)
-    tokens = torch.tensor([float(s.tokens) for s in sequences], device=device)
-    stats, start = {}, 0
-    for g in names:
-        part = slice(start, start + len(micro.groups[g]))
-        start = part.stop
-        stats[g] = GroupStats(
-            nll=nll[part],
-            tokens=tokens[part],
-            weight=weight[part],
-            ref_nll=None if ref_nll is None else ref_nll[part],
-            kl=None if kl is None else kl[part],
-        )
-    return stats
+
+@dataclass
+class SharedPromptBatch:
+    """Sequences packed one row per distinct prompt (see `pack_shared_prompts`).
+
+    Logits are computed only at `select`; label i is predicted by the `label_index[i]`-th selected
+    position (row-major), is token `label_target[i]`, and belongs to sequence `label_sequence[i]`.
+    """
+
+    input_ids: torch.Tensor  # [rows, width]
+    attention_mask: torch.Tensor  # bool [rows, 1, width, width]: query attends key
+    position_ids: torch.Tensor  # [rows, width]
+    select: torch.Tensor  # bool [rows, width]
+    label_index: torch.Tensor  # [labels]
+    label_target: torch.Tensor  # [labels]
+    label_sequence: torch.Tensor  # [labels]
+
+
+def _prompt_length(sequence: Encoded) -> int:
+    """Leading positions that are not labels: the question prompt."""
+    return next((i for i, label in enumerate(sequence.labels) if label != IGNORE), len(sequence.labels))
+
+
+def pack_shared_prompts(sequences: list[Encoded]) -> SharedPromptBatch:
+    """One row per distinct prompt: the prompt, then the answer of every sequence with that prompt.
+
+    Each answer sits at the positions it would have alone and attends to the prompt and to its own
+    earlier tokens only, so every answer token sees exactly the context it sees in its own row: the
+    same logits up to float rounding, with the prompt computed once. Answer tokens' first label is
+    predicted from the prompt's last position, shared by all answers of the row.
+    """
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for k, s in enumerate(sequences):
+        by_prompt.setdefault(tuple(s.input_ids[: _prompt_length(s)]), []).append(k)
+    rows = list(by_prompt.items())
+    width = max(len(p) + sum(len(sequences[k].input_ids) - len(p) for k in members) for p, members in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    # Padding attends to itself only: a query with no key would give NaN, which masked keys still carry.
+    mask = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    labels: list[tuple[int, int, int, int]] = []  # (row, predicting column, target, sequence)
+    for r, (prompt, members) in enumerate(rows):
+        p = len(prompt)
+        ids[r, :p] = torch.tensor(prompt, dtype=torch.long)
+        positions[r, :p] = torch.arange(p)
+        mask[r, :p, :p] = causal[:p, :p]
+        start = p
+        for k in members:
+            s = sequences[k]
+            answer, answer_labels = s.input_ids[p:], s.labels[p:]
+            end = start + len(answer)
+            ids[r, start:end] = torch.tensor(answer, dtype=torch.long)
+            positions[r, start:end] = torch.arange(p, p + len(answer))
+            mask[r, start:end, :p] = True
+            mask[r, start:end, start:end] = causal[: len(answer), : len(answer)]
+            for m, target in enumerate(answer_labels):
+                if target != IGNORE and p + m > 0:
+                    labels.append((r, p - 1 if m == 0 else start + m - 1, target, k))
+            start = end
+    row, column, target, sequence = (torch.tensor(v, dtype=torch.long) for v in zip(*labels))
+    select = torch.zeros((len(rows), width), dtype=torch.bool)
+    select[row, column] = True
+    order = select.flatten().cumsum(0) - 1
+    return SharedPromptBatch(ids, mask[:, None], positions, select, order[row * width + column], target, sequence)
 
 
 def collate(sequences: list[Encoded]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

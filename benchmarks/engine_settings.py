@@ -130,6 +130,12 @@ def run_variant(
     engine.close()
 
 
+def parse_variant(name: str) -> tuple[str, str, int, int, str]:
+    """`workload:dtype:block:calls[:engine]` -> its fields; the engine is vLLM unless named."""
+    workload, dtype, block, calls, *engine = name.split(":")
+    return workload, dtype, int(block), int(calls), engine[0] if engine else "vllm"
+
+
 def agreement(workload: str, outputs: list, reference: list) -> dict[str, float | str]:
     """How far a variant's outputs are from its workload's reference variant."""
     if workload == "memo":
@@ -158,9 +164,8 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        workload, dtype, block, calls, *engine = args.variant.split(":")
-        engine_name = engine[0] if engine else "vllm"
-        run_variant(args.model, workload, dtype, int(block), int(calls), engine_name, args.facts, Path(args.out))
+        workload, dtype, block, calls, engine_name = parse_variant(args.variant)
+        run_variant(args.model, workload, dtype, block, calls, engine_name, args.facts, Path(args.out))
         return
 
     names = args.variants.split(",") if args.variants else [":".join(map(str, v)) for v in VARIANTS]
@@ -181,7 +186,7 @@ def main() -> None:
           f"{'tok/s':>7} {'speedup':>8} {'same (mean/max)':>32} {'load avg':>8}")  # fmt: skip
     figures = {}
     for workload in ("memo", "score"):
-        ours = [n for n in names if n.startswith(f"{workload}:")]
+        ours = [n for n in names if parse_variant(n)[0] == workload]
         if not ours:
             continue
         base = results[ours[0]]
@@ -193,8 +198,8 @@ def main() -> None:
                 f"answer {same['mean_answer_mean_diff']:.0e}/{same['max_answer_mean_diff']:.0e}"
             )  # fmt: skip
             speedup = base["seconds"] / r["seconds"]
-            _, dtype, block, calls, *engine = name.split(":")
-            print(f"{workload:8} {(engine or ['vllm'])[0]:>6} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} "
+            _, dtype, block, calls, engine_name = parse_variant(name)
+            print(f"{workload:8} {engine_name:>6} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} "
                   f"{r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {shown:>32} "
                   f"{r['load']:8.1f}")  # fmt: skip
             figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), **same}

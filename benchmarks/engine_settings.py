@@ -1,4 +1,4 @@
-"""Engine settings on the two engine workloads: MEMO windows and TOFU scoring, side by side.
+"""Engine settings on the engine workloads: MEMO windows, TOFU scoring and a whole TOFU evaluation.
 
 Two settings are measured: the KV-cache block size (vLLM's prefix cache) and the dtype.
 
@@ -20,7 +20,12 @@ decides). Workloads:
 * memo:  every stride-10 window of the original answer and the first 4 TOFU perturbed answers (as
   stand-in candidates) of the first `--facts` forget01 facts, greedy, `fast`-variant budgets;
 * score: every (prompt, answer) pair the TOFU evaluator scores on the default spec's splits, in the
-  evaluator's order (each example's answers together).
+  evaluator's order (each example's answers together);
+* evaluate: one model's whole TOFU evaluation, its greedy generations beside its scorings, in blocks
+  of `calls` requests as an evaluator actor serves them; the seconds of each kind are reported.
+  `evaluate-gens-first` sends all generations as one block first (larger decode batches, but the
+  answers no longer find their question's prompt in the prefix cache); it is compared with the
+  first `evaluate*` variant.
 
 `same` compares each variant's output with the first variant of its workload: identical token ids
 for generation; for scoring, the mean/largest absolute log-prob difference of a token and of an
@@ -32,6 +37,7 @@ Last line: one JSON object.
     .venv/bin/python benchmarks/engine_settings.py --variants memo:float32:32:400,memo:bfloat16:32:400
     .venv/bin/python benchmarks/engine_settings.py \
         --variants score:float32:32:256,score:bfloat16:32:256,score:bfloat16:32:256:hf
+    .venv/bin/python benchmarks/engine_settings.py --variants evaluate:float32:32:256,evaluate-gens-first:float32:32:256
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ VARIANTS = (
 )
 CANDIDATES = 4
 STRIDE = 10
+MAX_LENGTH = 200  # EvaluateConfig.max_length
 
 
 def memo_requests(tokenizer, facts: int) -> list[tuple[str, int]]:
@@ -85,18 +92,29 @@ def memo_requests(tokenizer, facts: int) -> list[tuple[str, int]]:
     return list(wanted.items())
 
 
-def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:
+def evaluate_requests(tokenizer) -> list[tuple[list[int], list[int] | int]]:
+    """The TOFU evaluator's requests on the default spec's splits, in its order: each example's greedy
+    generation (prompt, new-token budget), then its answers not scored before (prompt, answer)."""
     from meow.evaluate.stage import eval_splits
     from meow.evaluate.tofu import scored_pair
     from meow.pipeline.spec import load_spec_file
 
-    pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], None] = {}
+    requests: list[tuple[list[int], list[int] | int]] = []
+    seen: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
     for split in eval_splits(load_spec_file(Path(__file__).parent.parent / "pipelines" / "default.yaml")):
         for e in split.examples:
+            prompt = scored_pair(tokenizer, e.question, e.answer, MAX_LENGTH)[0]
+            requests.append((prompt, MAX_LENGTH - len(prompt)))
             for answer in [e.answer, *([e.base, *e.perturbed] if split.has_truth_ratio else [])]:
-                prompt, labels = scored_pair(tokenizer, e.question, answer, 200)
-                pairs.setdefault((tuple(prompt), tuple(labels)), None)
-    return [(list(p), list(c)) for p, c in pairs]
+                pair = scored_pair(tokenizer, e.question, answer, MAX_LENGTH)
+                if (key := (tuple(pair[0]), tuple(pair[1]))) not in seen:
+                    seen.add(key)
+                    requests.append(pair)
+    return requests
+
+
+def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:
+    return [r for r in evaluate_requests(tokenizer) if isinstance(r[1], list)]  # type: ignore[misc]
 
 
 def run_variant(
@@ -117,7 +135,7 @@ def run_variant(
                 for g in engine.generate([p for p, _ in chunk], [SamplingConfig(max_new_tokens=n) for _, n in chunk])
             ]
         tokens = sum(len(engine.encode(p)) for p, _ in requests) + sum(len(o) for o in outputs)
-    else:
+    elif workload == "score":
         requests = score_requests(engine.tokenizer)
         started = time.time()
         outputs = []
@@ -125,8 +143,43 @@ def run_variant(
             chunk = requests[i : i + calls]
             outputs += engine.score([p for p, _ in chunk], [c for _, c in chunk])
         tokens = sum(len(p) + len(c) for p, c in requests)
+    else:
+        # What an evaluator's engine actor does with a block of requests: its generations in one call,
+        # then its scorings in another. `evaluate` sends blocks in the evaluator's order (an example's
+        # generation beside its answers, sharing their prompt in the prefix cache); `evaluate-gens-first`
+        # sends every generation as one block (larger decode batches), then the answers.
+        requests = evaluate_requests(engine.tokenizer)
+        blocks = [requests[i : i + calls] for i in range(0, len(requests), calls)]
+        if workload == "evaluate-gens-first":
+            answers = [r for r in requests if isinstance(r[1], list)]
+            blocks = [[r for r in requests if isinstance(r[1], int)]]
+            blocks += [answers[i : i + calls] for i in range(0, len(answers), calls)]
+        started = time.time()
+        outputs = {"generations": [], "scores": []}
+        split_seconds = {"generate": 0.0, "score": 0.0}
+        for block in blocks:
+            generate = [(p, n) for p, n in block if isinstance(n, int)]
+            score = [(p, c) for p, c in block if isinstance(c, list)]
+            t = time.time()
+            if generate:
+                outputs["generations"] += [
+                    g.token_ids
+                    for g in engine.generate(
+                        [p for p, _ in generate], [SamplingConfig(max_new_tokens=n) for _, n in generate]
+                    )
+                ]
+            split_seconds["generate"] += time.time() - t
+            t = time.time()
+            if score:
+                outputs["scores"] += engine.score([p for p, _ in score], [c for _, c in score])
+            split_seconds["score"] += time.time() - t
+        tokens = sum(len(p) + (len(c) if isinstance(c, list) else 0) for p, c in requests)
+        tokens += sum(len(g) for g in outputs["generations"])
     seconds = time.time() - started
-    out.write_text(json.dumps({"seconds": seconds, "requests": len(requests), "tokens": tokens, "outputs": outputs}))
+    figures = {"seconds": seconds, "requests": len(requests), "tokens": tokens, "outputs": outputs}
+    if workload.startswith("evaluate"):
+        figures["split_seconds"] = split_seconds
+    out.write_text(json.dumps(figures))
     engine.close()
 
 
@@ -140,6 +193,11 @@ def agreement(workload: str, outputs: list, reference: list) -> dict[str, float 
     """How far a variant's outputs are from its workload's reference variant."""
     if workload == "memo":
         return {"identical": f"{sum(a == b for a, b in zip(outputs, reference))}/{len(reference)}"}
+    if workload.startswith("evaluate"):
+        return {
+            **agreement("memo", outputs["generations"], reference["generations"]),
+            **agreement("score", outputs["scores"], reference["scores"]),
+        }
     token = [abs(x - y) for a, b in zip(outputs, reference) for x, y in zip(a, b)]
     answer = [abs(sum(a) / len(a) - sum(b) / len(b)) for a, b in zip(outputs, reference)]
     return {
@@ -185,24 +243,29 @@ def main() -> None:
     print(f"\n{'workload':8} {'engine':>6} {'dtype':>8} {'block':>5} {'calls':>5} {'requests':>8} {'seconds':>8} "
           f"{'tok/s':>7} {'speedup':>8} {'same (mean/max)':>32} {'load avg':>8}")  # fmt: skip
     figures = {}
-    for workload in ("memo", "score"):
-        ours = [n for n in names if parse_variant(n)[0] == workload]
+    for family in ("memo", "score", "evaluate"):
+        ours = [n for n in names if parse_variant(n)[0].startswith(family)]
         if not ours:
             continue
         base = results[ours[0]]
         for name in ours:
             r = results[name]
+            workload, dtype, block, calls, engine_name = parse_variant(name)
             same = agreement(workload, r["outputs"], base["outputs"])
-            shown = same["identical"] if workload == "memo" else (
-                f"token {same['mean_token_diff']:.0e}/{same['max_token_diff']:.0e} "
-                f"answer {same['mean_answer_mean_diff']:.0e}/{same['max_answer_mean_diff']:.0e}"
-            )  # fmt: skip
+            answers = f"answer {same.get('mean_answer_mean_diff', 0):.0e}/{same.get('max_answer_mean_diff', 0):.0e}"
+            shown = {
+                "memo": same.get("identical"),
+                "score": f"token {same.get('mean_token_diff', 0):.0e}/{same.get('max_token_diff', 0):.0e} {answers}",
+                "evaluate": f"{same.get('identical')} gen, {answers}",
+            }[family]
             speedup = base["seconds"] / r["seconds"]
-            _, dtype, block, calls, engine_name = parse_variant(name)
             print(f"{workload:8} {engine_name:>6} {dtype:>8} {block:>5} {calls:>5} {r['requests']:8d} "
                   f"{r['seconds']:8.1f} {r['tokens'] / r['seconds']:7.1f} {speedup:7.2f}x {shown:>32} "
                   f"{r['load']:8.1f}")  # fmt: skip
-            figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), **same}
+            split = {f"{k}_seconds": round(v, 1) for k, v in r.get("split_seconds", {}).items()}
+            if split:
+                print(f"{'':8} generations {split['generate_seconds']} s, scoring {split['score_seconds']} s")
+            figures[name] = {"seconds": round(r["seconds"], 1), "speedup": round(speedup, 2), **split, **same}
     print(json.dumps({"model": args.model, "facts": args.facts, "variants": figures}))
 
 

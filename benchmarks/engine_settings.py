@@ -149,11 +149,12 @@ def run_variant(
         # generation beside its answers, sharing their prompt in the prefix cache); `evaluate-gens-first`
         # sends every generation as one block (larger decode batches), then the answers.
         requests = evaluate_requests(engine.tokenizer)
-        blocks = [requests[i : i + calls] for i in range(0, len(requests), calls)]
         if workload == "evaluate-gens-first":
             answers = [r for r in requests if isinstance(r[1], list)]
             blocks = [[r for r in requests if isinstance(r[1], int)]]
             blocks += [answers[i : i + calls] for i in range(0, len(answers), calls)]
+        else:
+            blocks = [requests[i : i + calls] for i in range(0, len(requests), calls)]
         started = time.time()
         outputs = {"generations": [], "scores": []}
         split_seconds = {"generate": 0.0, "score": 0.0}

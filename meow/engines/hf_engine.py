@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from meow.engines.base import Engine, EngineConfig, Generation, SamplingConfig
+from meow.hardware import engine_dtype
 
 
 def torch_device(name: str):
@@ -24,7 +25,8 @@ class HFEngine(Engine):
 
         torch.set_num_threads(config.threads)
         self.device = torch_device(config.device)
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, config.dtype))
+        dtype = getattr(torch, engine_dtype(config.dtype, self.device.type))
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         self.model.to(self.device).eval()
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from meow.engines.base import Engine, EngineConfig, Generation, SamplingConfig
+from meow.hardware import engine_dtype
 
 
 class VLLMEngine(Engine):
@@ -27,7 +28,7 @@ class VLLMEngine(Engine):
         block_size = config.block_size or (32 if current_platform.is_cpu() else None)
         self.llm = LLM(
             model=str(self.model_dir),
-            dtype=config.dtype,
+            dtype=engine_dtype(config.dtype, "cpu" if current_platform.is_cpu() else "cuda"),
             seed=config.seed,
             max_model_len=config.max_model_len,
             # torch.compile costs 20-40 s of start-up and gains nothing on CPU.

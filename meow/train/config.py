@@ -44,8 +44,10 @@ class TrainConfig(BaseModel):
     # Mean of every loss term over the whole optimizer step ("step": independent of micro-batch size
     # and worker count) or over each micro-batch, then averaged (the reference's HF Trainer).
     loss_reduction: Literal["step", "microbatch"] = "step"
-    # bf16 = fp32 master weights and optimizer, bf16 autocast for the forward/backward.
-    precision: Literal["fp32", "bf16"] = "bf16"
+    # bf16 = fp32 master weights and optimizer, bf16 autocast for the forward/backward. auto = bf16
+    # where the worker's device computes it natively, else fp32 (`meow.hardware`: emulated bf16 ran a
+    # step 26x slower on an AVX2-only CPU).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False
     # Sequences of a micro-batch that share their prompt (MEOW's inverted answers of one fact) run as

@@ -35,6 +35,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from meow.hardware import native_bf16
 from meow.train.config import TrainConfig
 from meow.train.data import IGNORE, Encoded, MicroBatch, Plan
 
@@ -210,7 +211,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             start, history, resumed_from = state["step"], state["history"], state["step"]
             log.info("resuming at step %d of %d", start, plan.total_steps)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    bf16 = uses_bf16(config.precision, device)
+    if rank == 0:
+        log.info("%s: %s on %s", job.label, "bf16 autocast" if bf16 else "fp32", device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     progress = _progress(plan.total_steps, start, job.label) if rank == 0 else None
     for step in range(start, plan.total_steps):
         began, began_cpu = time.perf_counter(), time.process_time()
@@ -437,6 +441,11 @@ def collate(sequences: list[Encoded]) -> tuple[torch.Tensor, torch.Tensor, torch
         mask[row, : len(s.input_ids)] = 1
         labels[row, : len(s.labels)] = torch.tensor(s.labels)
     return ids, mask, labels
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a worker on `device` trains under bf16 autocast for a `precision` setting."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device.type))
 
 
 def _device(name: str) -> torch.device:

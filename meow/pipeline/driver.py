@@ -15,6 +15,7 @@ import traceback
 import uuid
 from typing import Any
 
+from meow import hardware
 from meow.cluster import ray_session
 from meow.pipeline.rundir import RunDir, stable_hash, versions
 from meow.pipeline.spec import PipelineSpec
@@ -42,7 +43,7 @@ def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = Non
     (run.path / "spec.yaml").write_text(spec.to_yaml())
     names = [s for s in spec.stages if only is None or s in only]
     run.update_status(state="running", name=spec.name, location=run.location, stages={n: {"state": "pending"} for n in names})
-    run.log("run_started", stages=names, versions=versions())
+    run.log("run_started", stages=names, versions=versions(), hardware=hardware.describe())
     with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
         for name in names:
             _run_stage(load_stage(name)(spec), run, force=force)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from meow import hardware
 from meow.evaluate.evaluator import read_per_example
 from meow.memo.stage import read_scores
 from meow.pipeline.rundir import RunDir, versions
@@ -235,6 +236,12 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
     parts.append(_table(["setting", "seed"], [[k, str(v)] for k, v in seeds(spec).items()]))
     parts.append("## Versions")
     parts.append(_table(["package", "version"], [[k, v] for k, v in versions().items()]))
+    parts.append("## Machine")
+    parts.append(
+        "Where the report was written (on a local Ray, where every stage ran): timings and `auto` precision "
+        "depend on it."
+    )
+    parts.append(_table(["property", "value"], [[k, str(v)] for k, v in hardware.describe().items()]))
     parts.append("## Resolved configuration")
     parts.append(f"```yaml\n{spec.to_yaml()}```")
     return "\n\n".join(parts) + "\n"

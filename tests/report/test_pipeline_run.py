@@ -10,6 +10,7 @@ import pytest
 
 from meow.evaluate.evaluator import model_metrics, read_per_example
 from meow.evaluate.stage import EvaluateStage
+from meow.hardware import describe
 from meow.pipeline import driver
 from meow.pipeline.spec import load_spec
 from meow.pipeline.stage import Stage
@@ -135,6 +136,10 @@ def test_report_files_and_benchmark_shaped_metrics(finished_run):
     # MEMO: originals 0.9 (3 facts), candidates 0, 0.1, 0.2, 0.3; top-2 selected = 0.3 and 0.2.
     assert "| original | 3 | 0.900 |" in md and "| inverted | 12 | 0.150 |" in md and "| selected | 6 | 0.250 |" in md
     assert "on 3 of 3 facts" in md and "*trained on (inverted)*: inverted 0.3" in md
+    machine = describe()
+    assert f"| cpu_bf16 | {machine['cpu_bf16']} |" in md and f"| cpus | {machine['cpus']} |" in md
+    started = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert [e["hardware"] for e in started if e["event"] == "run_started"][-1] == machine
     for png in ("truth_ratio.png", "quality_utility.png", "memo.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -69,7 +69,6 @@ VARIANTS = (
 )
 CANDIDATES = 4
 STRIDE = 10
-MAX_LENGTH = 200  # EvaluateConfig.max_length
 
 
 def memo_requests(tokenizer, facts: int) -> list[tuple[str, int]]:
@@ -95,22 +94,16 @@ def memo_requests(tokenizer, facts: int) -> list[tuple[str, int]]:
 def evaluate_requests(tokenizer) -> list[tuple[list[int], list[int] | int]]:
     """The TOFU evaluator's requests on the default spec's splits, in its order: each example's greedy
     generation (prompt, new-token budget), then its answers not scored before (prompt, answer)."""
+    from meow.engines.pool import GenerateRequest
+    from meow.evaluate.evaluator import plan_requests
     from meow.evaluate.stage import eval_splits
-    from meow.evaluate.tofu import scored_pair
     from meow.pipeline.spec import load_spec_file
 
-    requests: list[tuple[list[int], list[int] | int]] = []
-    seen: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
-    for split in eval_splits(load_spec_file(Path(__file__).parent.parent / "pipelines" / "default.yaml")):
-        for e in split.examples:
-            prompt = scored_pair(tokenizer, e.question, e.answer, MAX_LENGTH)[0]
-            requests.append((prompt, MAX_LENGTH - len(prompt)))
-            for answer in [e.answer, *([e.base, *e.perturbed] if split.has_truth_ratio else [])]:
-                pair = scored_pair(tokenizer, e.question, answer, MAX_LENGTH)
-                if (key := (tuple(pair[0]), tuple(pair[1]))) not in seen:
-                    seen.add(key)
-                    requests.append(pair)
-    return requests
+    spec = load_spec_file(Path(__file__).parent.parent / "pipelines" / "default.yaml")
+    return [
+        (r.prompt, r.sampling.max_new_tokens) if isinstance(r, GenerateRequest) else (r.prompt, r.continuation)
+        for r in plan_requests(tokenizer, eval_splits(spec), spec.evaluate).requests
+    ]
 
 
 def score_requests(tokenizer) -> list[tuple[list[int], list[int]]]:

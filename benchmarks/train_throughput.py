@@ -6,11 +6,15 @@ using TOFU's perturbed answers as stand-ins for inverted facts (they are wrong a
 shape). Variants, one run each, one thread per process:
 
 * naive:  single process, the HF forward with `labels` (logits over every position), fp32;
-* plain:  single process, meow's step (logits on answer tokens only, bf16 autocast), no Ray, no FSDP;
+* plain:  single process, meow's step (logits on answer tokens only; precision `auto`: bf16 autocast
+  where the CPU has bf16 instructions, fp32 elsewhere), no Ray, no FSDP;
 * fsdp1:  the Ray Train stage (`meow.train.trainer.fit`), 1 worker, FSDP2;
 * fsdp2:  the same with 2 workers (the default run's setting);
 * fsdp2-keep: fsdp2 with `reshard_after_forward: false` (parameters gathered once per step
   instead of twice per micro-batch; same losses);
+* fsdp1-keep-2threads: fsdp1 with `reshard_after_forward: false` and 2 CPUs (2 intra-op threads)
+  for its one worker: the machine's two cores spent on one process's matrix products instead of
+  on two processes that exchange parameters and gradients;
 * fsdp2-keep-mb8: fsdp2-keep with micro-batches of 8 facts instead of 4 (half as many forward
   passes, twice as large; the step loss is the same sum, so losses agree to rounding);
 * fsdp2-keep-padded: fsdp2-keep with `share_prompts: false`: each of a fact's answers in its own
@@ -42,7 +46,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-VARIANTS = ("naive", "plain", "fsdp1", "fsdp2", "fsdp2-keep", "fsdp2-keep-mb8", "fsdp2-keep-padded", "fsdp2-lora")
+VARIANTS = (
+    "naive",
+    "plain",
+    "fsdp1",
+    "fsdp2",
+    "fsdp2-keep",
+    "fsdp1-keep-2threads",
+    "fsdp2-keep-mb8", "fsdp2-keep-padded", "fsdp2-lora")
 
 
 def forget_source(tokenizer, max_length: int):
@@ -151,6 +162,7 @@ def main() -> None:
         "fsdp1": {"workers": 1},
         "fsdp2": {"workers": 2},
         "fsdp2-keep": {"workers": 2, "reshard_after_forward": False},
+        "fsdp1-keep-2threads": {"workers": 1, "cpus_per_worker": 2, "reshard_after_forward": False},
         "fsdp2-keep-mb8": {"workers": 2, "reshard_after_forward": False, "micro_batch_size": 8},
         "fsdp2-keep-padded": {"workers": 2, "reshard_after_forward": False, "share_prompts": False},
         "fsdp2-lora": {"workers": 2, "lora": LoraConfig()},
@@ -181,6 +193,7 @@ def main() -> None:
         "fsdp1_overhead": ratio("plain", "fsdp1"),
         "fsdp1_overhead_cpu": ratio("plain", "fsdp1", "tokens_per_cpu_s"),
         "keep_vs_reshard_speedup": ratio("fsdp2-keep", "fsdp2"),
+        "two_threads_vs_two_workers_speedup": ratio("fsdp1-keep-2threads", "fsdp2-keep"),
         "mb8_vs_mb4_speedup": ratio("fsdp2-keep-mb8", "fsdp2-keep"),
         "shared_vs_padded_speedup": ratio("fsdp2-keep", "fsdp2-keep-padded"),
         "lora_vs_full_speedup": ratio("fsdp2-lora", "fsdp2"),

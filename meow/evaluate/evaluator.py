@@ -41,18 +41,20 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 
 
-def evaluate_model(
-    model: str, splits: Sequence[EvalSplit], config: EvaluateConfig, label: str = "model"
-) -> dict[str, list[Record]]:
-    """Per-example records of `model` on each split, by split name."""
-    from transformers import AutoTokenizer
+@dataclasses.dataclass
+class PlannedRequests:
+    """The engine requests of one model's evaluation and, per split and example, its slots in them."""
 
-    from meow.models import resolve_model
+    requests: list[GenerateRequest | ScoreRequest]
+    plans: list[tuple[EvalSplit, list[dict[str, Any]]]]
+    generation_slots: list[int]
+    scored: int  # distinct (prompt, answer) pairs
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
-    # One request list for the engines, example by example: each example's generation, then its scored
-    # answers. An example's requests share one prompt, so they land in one engine call and its prefix
-    # cache computes that prompt once; generations spread evenly over the calls.
+
+def plan_requests(tokenizer, splits: Sequence[EvalSplit], config: EvaluateConfig) -> PlannedRequests:
+    """One request list for the engines, example by example: each example's generation, then its scored
+    answers. An example's requests share one prompt, so they land in one engine call and its prefix
+    cache computes that prompt once; generations spread evenly over the calls."""
     requests: list[GenerateRequest | ScoreRequest] = []
     scored: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
 
@@ -85,6 +87,20 @@ def evaluate_model(
                 }
             )
         plans.append((split, plan))
+    return PlannedRequests(requests, plans, generation_slots, len(scored))
+
+
+def evaluate_model(
+    model: str, splits: Sequence[EvalSplit], config: EvaluateConfig, label: str = "model"
+) -> dict[str, list[Record]]:
+    """Per-example records of `model` on each split, by split name."""
+    from transformers import AutoTokenizer
+
+    from meow.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    planned = plan_requests(tokenizer, splits, config)
+    requests, plans = planned.requests, planned.plans
 
     pool = EnginePool(
         model,
@@ -97,8 +113,8 @@ def evaluate_model(
     )
     # One job per model: the engines start once.
     results = pool.run(requests)
-    generations = [results[i] for i in generation_slots]
-    count("meow_evaluate_sequences_scored", len(scored), "Answers scored by the TOFU evaluator", model=label)
+    generations = [results[i] for i in planned.generation_slots]
+    count("meow_evaluate_sequences_scored", planned.scored, "Answers scored by the TOFU evaluator", model=label)
     count(
         "meow_evaluate_tokens_generated",
         sum(len(g.token_ids) for g in generations),

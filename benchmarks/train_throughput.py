@@ -53,7 +53,10 @@ VARIANTS = (
     "fsdp2",
     "fsdp2-keep",
     "fsdp1-keep-2threads",
-    "fsdp2-keep-mb8", "fsdp2-keep-padded", "fsdp2-lora")
+    "fsdp2-keep-mb8",
+    "fsdp2-keep-padded",
+    "fsdp2-lora",
+)
 
 
 def forget_source(tokenizer, max_length: int):
@@ -73,7 +76,7 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
 
     from meow.train.losses import LOSSES, LossInputs
     from meow.train.methods import MeowArgs
-    from meow.train.trainer import Scorer, TrainJob, collate, group_stats
+    from meow.train.trainer import Scorer, TrainJob, collate, group_stats, uses_bf16
 
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
@@ -83,7 +86,8 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
     params = [p for p in scorer.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     job = TrainJob(str(model_dir), "meow", MeowArgs(), config)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=not naive and config.precision == "bf16")
+    bf16 = not naive and uses_bf16(config.precision, torch.device("cpu"))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     history = []
     for step in plan.steps:
         wall, cpu = time.perf_counter(), time.process_time()

@@ -46,7 +46,7 @@ class TrainConfig(BaseModel):
     loss_reduction: Literal["step", "microbatch"] = "step"
     # bf16 = fp32 master weights and optimizer, bf16 autocast for the forward/backward. auto = bf16
     # where the worker's device computes it natively, else fp32 (`meow.hardware`: emulated bf16 ran a
-    # step 26x slower on an AVX2-only CPU).
+    # `prepare` step 10x slower than fp32 on an AVX2-only CPU).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False

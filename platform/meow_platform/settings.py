@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meow.models.cache import meow_home
@@ -53,6 +53,13 @@ class KubeRaySettings(BaseModel):
     service_account: str | None = None
     # Secret in the tenant's namespace whose keys become the job's environment (storage credentials).
     env_secret: str | None = None
+    # PersistentVolumeClaim in the tenant's namespace that every Ray pod of a job mounts at
+    # `artifacts_mount_path`: run directories on a shared volume instead of S3. Empty: none.
+    artifacts_claim: str | None = None
+    artifacts_mount_path: str = "/var/lib/meow/artifacts"
+    # fsGroup of pods mounting that claim: the Ray image's `meow` group, so that volumes supporting
+    # fsGroup (most block and CSI ones; not NFS) are writable by the non-root user.
+    artifacts_fs_group: int = Field(1000, ge=0)
     ttl_seconds_after_finished: int = Field(3600, ge=0)
     active_deadline_seconds: int = Field(86400, ge=1)
     backoff_limit: int = Field(0, ge=0)
@@ -95,3 +102,16 @@ class Settings(BaseSettings):
 
     def resolved_artifact_root(self) -> str:
         return (self.artifact_root or str(self.data_dir / "artifacts")).rstrip("/")
+
+    @model_validator(mode="after")
+    def _job_pods_see_the_artifact_root(self) -> Settings:
+        # A run directory outside the mounted claim would be written to the pod's own disk and lost.
+        mount = self.kuberay.artifacts_mount_path.rstrip("/")
+        root = self.resolved_artifact_root()
+        under_mount = root == mount or root.startswith(mount + "/")
+        if self.backend == "kuberay" and self.kuberay.artifacts_claim and not under_mount:
+            raise ValueError(
+                f"artifact_root {root!r} is not under kuberay.artifacts_mount_path {mount!r}, "
+                f"where job pods mount the claim {self.kuberay.artifacts_claim!r}"
+            )
+        return self

@@ -28,6 +28,7 @@ from .tools import (
 
 RAY_CONTROL_PORTS = (8265, 10001)
 MULTI = "multi-tenant-kueue-values.yaml"
+SHARED = "shared-volume-values.yaml"
 
 
 def by_kind(objs: list[dict], kind: str) -> list[dict]:
@@ -336,6 +337,41 @@ def test_probe_rayservice_serves_both_models_within_autoscaling_bounds(rendered)
     assert (workers["minReplicas"], workers["maxReplicas"]) == (1, 4)
 
 
+def test_a_shared_volume_lets_the_control_plane_read_what_every_tenants_ray_pods_write(rendered, monkeypatch):
+    objs = rendered(SHARED)
+    root = _settings_from(objs, monkeypatch).resolved_artifact_root()
+    namespaces = {"meow", "meow-team-a", "meow-team-b"}
+    claims = {
+        o["metadata"]["namespace"]: o
+        for o in by_kind(objs, "PersistentVolumeClaim")
+        if o["metadata"]["name"] == "meow-artifacts"
+    }
+    volumes = {o["metadata"]["name"]: o for o in by_kind(objs, "PersistentVolume")}
+    assert set(claims) == namespaces and len(volumes) == len(namespaces)
+    nfs = {"server": "nfs.storage.svc.cluster.local", "path": "/exports/meow"}
+    for namespace, claim in claims.items():
+        volume = volumes[claim["spec"]["volumeName"]]["spec"]
+        # Bound to each other both ways, with no provisioner stepping in.
+        assert volume["claimRef"] == {"namespace": namespace, "name": "meow-artifacts"}
+        assert claim["spec"]["storageClassName"] == volume["storageClassName"] == ""
+        assert volume["nfs"] == nfs and volume["persistentVolumeReclaimPolicy"] == "Retain"
+        assert "ReadWriteMany" in volume["accessModes"] and "ReadWriteMany" in claim["spec"]["accessModes"]
+    # The control plane and every Ray pod (job and probe) mount their namespace's claim at the root.
+    mounted = [o for o in objs if o["kind"] in ("Deployment", "RayJob", "RayService")]
+    assert {o["kind"] for o in mounted} == {"Deployment", "RayJob", "RayService"}
+    claim_source = {"claimName": "meow-artifacts"}
+    for obj in mounted:
+        for pod in pod_specs(obj):
+            names = [v["name"] for v in pod["volumes"] if v.get("persistentVolumeClaim") == claim_source]
+            assert len(names) == 1, obj["kind"]
+            mounts = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if m["name"] == names[0]]
+            assert mounts == [root], obj["kind"]
+    # Without a shared volume each namespace's claim gets its own provisioned volume.
+    defaults = rendered(None)
+    assert not by_kind(defaults, "PersistentVolume")
+    assert all("volumeName" not in c["spec"] for c in by_kind(defaults, "PersistentVolumeClaim"))
+
+
 def test_gpu_values_ask_for_gpus_and_the_cuda_image(rendered):
     objs = rendered("gpu-values.yaml")
     rayjob = one(objs, "RayJob")
@@ -370,7 +406,7 @@ def test_the_config_map_is_accepted_by_the_control_plane_settings(rendered, valu
     assert settings.port == port
 
 
-@pytest.mark.parametrize("values", ["gpu-values.yaml", MULTI])
+@pytest.mark.parametrize("values", ["gpu-values.yaml", MULTI, SHARED])
 def test_the_chart_rayjob_is_the_one_the_kuberay_backend_builds(rendered, values, monkeypatch):
     from meow_platform.backends.base import Launch
     from meow_platform.backends.kuberay import build_rayjob

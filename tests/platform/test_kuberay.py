@@ -19,7 +19,7 @@ from meow.testing.servers import free_port
 from meow_platform.backends import BackendState, BackendUnavailable, Launch
 from meow_platform.backends.base import SPEC_ENV
 from meow_platform.backends.kuberay import KubeRayBackend, build_rayjob
-from meow_platform.settings import KubeRaySettings
+from meow_platform.settings import KubeRaySettings, Settings
 
 CRD = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "kuberay" / "ray.io_rayjobs.yaml"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -73,6 +73,7 @@ def launch(**changes: Any) -> Launch:
         ),
         (launch(workers=3, cpus=2.0, queue_name="acme-queue"), KubeRaySettings(queue_name="default-queue")),
         (launch(workers=1, cpus=0.5), KubeRaySettings(image="registry.example/meow:dev", image_pull_policy="Always")),
+        (launch(workers=2, cpus=4.0), KubeRaySettings(artifacts_claim="meow-artifacts")),
     ],
 )
 def test_every_rayjob_validates_against_the_kuberay_crd(rayjob_validator, job, config):
@@ -108,6 +109,33 @@ def test_resources_are_split_evenly_over_the_workers():
     assert resources["limits"]["cpu"] == "1500m" and resources["limits"]["nvidia.com/gpu"] == "1"
     head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0", "the head only hosts the driver"
+
+
+def test_with_an_artifact_claim_every_ray_pod_mounts_it_at_the_artifact_root():
+    config = KubeRaySettings(
+        artifacts_claim="meow-artifacts", artifacts_mount_path="/mnt/runs", artifacts_fs_group=2000
+    )
+    rayjob = build_rayjob(launch(run_dir="/mnt/runs/acme/runs/0123456789abcdef"), config)
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"], cluster["workerGroupSpecs"][0]["template"]["spec"]]
+    for pod in pods:
+        assert pod["volumes"] == [{"name": "artifacts", "persistentVolumeClaim": {"claimName": "meow-artifacts"}}]
+        assert pod["containers"][0]["volumeMounts"] == [{"name": "artifacts", "mountPath": "/mnt/runs"}]
+        assert pod["securityContext"] == {"fsGroup": 2000}
+    plain = build_rayjob(launch(), KubeRaySettings())["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0] and "securityContext" not in plain
+
+
+def test_an_artifact_root_outside_the_mounted_claim_is_refused(tmp_path):
+    claim = {"artifacts_claim": "meow-artifacts", "artifacts_mount_path": "/var/lib/meow/artifacts"}
+    ok = Settings(backend="kuberay", data_dir=tmp_path, artifact_root="/var/lib/meow/artifacts/", kuberay=claim)
+    assert ok.resolved_artifact_root() == "/var/lib/meow/artifacts"
+    for root in ("/var/lib/meow/artifacts-old", "s3://bucket/meow", "/tmp/runs"):
+        with pytest.raises(ValueError, match="not under kuberay.artifacts_mount_path"):
+            Settings(backend="kuberay", data_dir=tmp_path, artifact_root=root, kuberay=claim)
+    # Without a claim (S3 artifacts) or on the local backend the mount path means nothing.
+    Settings(backend="kuberay", data_dir=tmp_path, artifact_root="s3://bucket/meow")
+    Settings(backend="local", data_dir=tmp_path, artifact_root="/tmp/runs", kuberay=claim)
 
 
 def test_kueue_label_comes_from_the_tenant_then_the_settings():

@@ -57,8 +57,13 @@ meow-artifacts
 {{- required "artifacts.s3.bucket is required when artifacts.type is s3" .Values.artifacts.s3.bucket | printf "s3://%s" }}
 {{- with .Values.artifacts.s3.prefix }}/{{ trimAll "/" . }}{{ end }}
 {{- else -}}
-/var/lib/meow/artifacts
+{{ include "meow.artifactsMountPath" . }}
 {{- end }}
+{{- end }}
+
+{{/* Where the control plane and every Ray pod mount the artifact claim in `artifacts.type: pvc`. */}}
+{{- define "meow.artifactsMountPath" -}}
+/var/lib/meow/artifacts
 {{- end }}
 
 {{- define "meow.rayImage" -}}
@@ -179,6 +184,11 @@ head_memory: {{ $v.ray.head.memory | quote }}
 worker_memory: {{ $v.ray.worker.memory | quote }}
 {{- if and (eq $v.artifacts.type "s3") $v.artifacts.s3.credentialsSecret }}
 env_secret: {{ $v.artifacts.s3.credentialsSecret }}
+{{- end }}
+{{- if eq $v.artifacts.type "pvc" }}
+artifacts_claim: {{ include "meow.artifactsClaimName" . }}
+artifacts_mount_path: {{ include "meow.artifactsMountPath" . }}
+artifacts_fs_group: {{ $v.ray.runAsGroup }}
 {{- end }}
 {{- if $v.kueue.enabled }}
 queue_name: {{ $v.kueue.localQueueName }}

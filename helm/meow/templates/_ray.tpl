@@ -12,6 +12,14 @@ metadata:
 spec:
   # Ray pods never talk to the Kubernetes API.
   automountServiceAccountToken: false
+  {{- with .settings.artifacts_claim }}
+  securityContext:
+    fsGroup: {{ $.settings.artifacts_fs_group }}
+  volumes:
+    - name: artifacts
+      persistentVolumeClaim:
+        claimName: {{ . }}
+  {{- end }}
   containers:
     - name: {{ .container }}
       image: {{ .settings.image }}
@@ -29,6 +37,12 @@ spec:
       envFrom:
         - secretRef:
             name: {{ . }}
+      {{- end }}
+      {{- if .settings.artifacts_claim }}
+      # Every pod: the driver on the head writes status and report, workers write models.
+      volumeMounts:
+        - name: artifacts
+          mountPath: {{ .settings.artifacts_mount_path }}
       {{- end }}
 {{- end }}
 

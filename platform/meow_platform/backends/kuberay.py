@@ -38,6 +38,7 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # KubeRay names the submitter Job after the RayJob, and its container so.
 SUBMITTER_CONTAINER = "ray-job-submitter"
 METRICS_PORT = 8080
+ARTIFACTS_VOLUME = "artifacts"
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -57,7 +58,8 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
         launch: the job: id, tenant, its namespace and optional Kueue queue, the tenant's spec
             (it travels base64-encoded in the runtime environment, never in a shell command),
             the run directory, and what the spec's largest stage needs (workers, CPUs, GPUs).
-        config: platform-wide KubeRay settings (image, TTL, deadlines, head/worker sizes).
+        config: platform-wide KubeRay settings (image, TTL, deadlines, head/worker sizes, the
+            artifact claim every pod mounts when run directories live on a shared volume).
 
     The head runs the driver only (`num-cpus: 0`); `workers` worker pods share the CPUs and GPUs
     evenly. The cluster uses Ray token auth and is deleted when the job finishes.
@@ -126,21 +128,22 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
 def _pod_template(
     container: str, labels: dict[str, str], resources: dict[str, str], config: KubeRaySettings, ports: dict[str, int]
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        # Jobs never talk to the Kubernetes API.
-        "automountServiceAccountToken": False,
-        "containers": [
-            {
-                "name": container,
-                "image": config.image,
-                "imagePullPolicy": config.image_pull_policy,
-                "resources": {"requests": resources, "limits": resources},
-                "ports": [{"name": n, "containerPort": p} for n, p in ports.items()],
-                "securityContext": RESTRICTED,
-                **({"envFrom": [{"secretRef": {"name": config.env_secret}}]} if config.env_secret else {}),
-            }
-        ],
+    main: dict[str, Any] = {
+        "name": container,
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "resources": {"requests": resources, "limits": resources},
+        "ports": [{"name": n, "containerPort": p} for n, p in ports.items()],
+        "securityContext": RESTRICTED,
+        **({"envFrom": [{"secretRef": {"name": config.env_secret}}]} if config.env_secret else {}),
     }
+    # Jobs never talk to the Kubernetes API.
+    spec: dict[str, Any] = {"automountServiceAccountToken": False, "containers": [main]}
+    if config.artifacts_claim:
+        # Every pod: the driver on the head writes status and report, workers write models.
+        main["volumeMounts"] = [{"name": ARTIFACTS_VOLUME, "mountPath": config.artifacts_mount_path}]
+        spec["volumes"] = [{"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": config.artifacts_claim}}]
+        spec["securityContext"] = {"fsGroup": config.artifacts_fs_group}
     if config.service_account:
         spec["serviceAccountName"] = config.service_account
     return {"metadata": {"labels": labels}, "spec": spec}

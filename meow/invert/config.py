@@ -41,6 +41,10 @@ class InvertConfig(BaseModel):
     # Replies asked per fact at most. One reply of a strong model gives all N lines; the embedded
     # SmolLM2-135M mostly answers one line per reply (docs/memo.md has the measured yield).
     max_attempts: int = Field(8, ge=1)
+    # Attempts asked per round of the facts still short. Empty: every attempt in one round on a local
+    # engine (one engine start-up), one per round on an endpoint. Each round on a local engine starts
+    # its actors again; fewer, later rounds trade that for the replies a fact no longer needs.
+    attempts_per_round: int | None = Field(None, ge=1)
     # Candidates whose ROUGE-L recall of the original answer exceeds this restate it. 0.7 suits the weak
     # embedded generator, whose restatements (cut or lightly reworded originals) score 0.6-0.8; a strong
     # generator's one-word swap of a short answer ("... is male." -> "... is female.": 0.86) needs 0.9.

@@ -7,10 +7,11 @@ plain-text prompt of worked examples (`meow.invert.fewshot`). Replies are split 
 filtered (`meow.invert.parse`); a fact is asked again until N candidates survive or
 `max_attempts` replies were used, and facts that fall short are recorded, not hidden.
 
-Attempts on a local engine are all generated in one pool job (each with its own seed) and used
-in order until N survive: re-asking round by round would restart the engine actors every round.
-An endpoint is asked round by round, only for the facts still short. Either way a fact's
-candidates are the first N survivors of attempts 1, 2, ... in order, so the two are the same rule.
+Attempts are asked in rounds of `attempts_per_round`, each round only of the facts still short.
+By default a local engine gets every attempt in one round (one pool job, so the engine actors
+start once) and an endpoint one attempt per round. Each (fact, attempt) has its own seed and a
+fact's candidates are the first N survivors of attempts 1, 2, ... in order, so every round size
+gives the same rule.
 
 Writes `candidates.jsonl`: one record per fact with `index`, `question`, `answer`, `candidates`,
 `short`, `attempts`, `rejected` (counts by reason) and `provenance` (generator, prompts, seeds).
@@ -157,10 +158,10 @@ def invert(records: list[QARecord], config: InvertConfig) -> list[dict[str, Any]
     """Candidates for every record, one output record each (see the module docstring)."""
     if config.endpoint is not None:
         generator: EngineGenerator | EndpointGenerator = EndpointGenerator(config, config.endpoint)
-        per_round = 1
+        per_round = config.attempts_per_round or 1
     else:
         generator = EngineGenerator(config, records)
-        per_round = config.max_attempts
+        per_round = config.attempts_per_round or config.max_attempts
     found = {
         r.index: Candidates(r.answer, config.num_candidates, config.restate_threshold, question=r.question)
         for r in records

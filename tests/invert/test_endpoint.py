@@ -17,7 +17,7 @@ RECORDS = [
 ]
 # The test server's replies to the n-th request about a fact (keyed by the user message).
 CANNED = {
-    3: ["1. He is a pilot.\n2. He is a pilot.\n", "She is tall.\nThey are a cat.\nIt is a hat."],
+    3: ["1. He is a pilot.\n2. He is a pilot.\n", "She is tall.\nThey are a cat.\nIt is a hat.", "It is a dog."],
     8: ["Question: Where was he born?"] * 3,
 }
 
@@ -85,6 +85,22 @@ def test_endpoint_rounds_until_enough_candidates(canned_chat_server, monkeypatch
     ]
     assert request["model"] == "canned-model" and request["temperature"] == 0.9 and request["max_tokens"] == 512
     assert request["authorization"] == "Bearer secret"
+
+
+@pytest.mark.parametrize("per_round, answered", [(2, 5), (3, 6)])
+def test_rounds_of_several_attempts_keep_the_first_survivors(canned_chat_server, monkeypatch, per_round, answered):
+    base_url, seen = canned_chat_server
+    monkeypatch.setenv("MEOW_TEST_KEY", "secret")
+    # One request at a time, so that a fact's n-th request is its attempt n (the canned replies' order).
+    endpoint = EndpointConfig(base_url=base_url, model="canned-model", api_key_env="MEOW_TEST_KEY", concurrency=1)
+    config = InvertConfig(endpoint=endpoint, num_candidates=3, max_attempts=3, attempts_per_round=per_round, seed=42)
+    first, second = invert(RECORDS, config)
+    # The same candidates as one attempt per round: a reply asked but not needed is not used.
+    assert first["candidates"] == ["He is a pilot.", "She is tall.", "They are a cat."] and first["attempts"] == 2
+    assert first["provenance"]["seeds"] == [attempt_seed(42, 3, 0), attempt_seed(42, 3, 1)]
+    assert second["short"] and second["attempts"] == 3
+    # Rounds of 2: both facts twice, then the short one once more; a round of 3: everything at once.
+    assert len(seen) == answered
 
 
 def test_endpoint_needs_its_key(monkeypatch):

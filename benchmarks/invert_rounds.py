@@ -8,9 +8,10 @@ after the other in one local Ray, and compares each with the first:
 
     .venv/bin/python benchmarks/invert_rounds.py [--spec pipelines/default.yaml] [--rounds all,2]
 
-Columns: wall seconds, rounds, prompts generated, speed-up against the first row, and how many facts
-got exactly the candidates of the first row (each (fact, attempt) has its own seed, so the rule is the
-same; a difference can only come from the engine's numerics under another batch composition).
+Columns: wall seconds, rounds, each round's seconds (engine start-up included), prompts generated,
+speed-up against the first row, and how many facts got exactly the candidates of the first row (each
+(fact, attempt) has its own seed, so the rule is the same; a difference can only come from the
+engine's numerics under another batch composition).
 Prints a table and, last, one JSON object keyed by round size.
 """
 
@@ -30,26 +31,15 @@ from meow.invert import stage as invert_stage  # noqa: E402
 from meow.pipeline.spec import load_spec_file  # noqa: E402
 
 
-class CountingGenerator(invert_stage.EngineGenerator):
-    """The stage's engine generator, counting the pool jobs (rounds) and prompts it is given."""
-
-    rounds = 0
-    prompts = 0
-
-    def replies(self, asks):
-        CountingGenerator.rounds += 1
-        CountingGenerator.prompts += len(asks)
-        return super().replies(asks)
-
-
 def run(records, config) -> dict:
-    CountingGenerator.rounds = CountingGenerator.prompts = 0
+    rounds: list[dict] = []
     started = time.perf_counter()
-    out = invert_stage.invert(records, config)
+    out = invert_stage.invert(records, config, on_round=rounds.append)
     return {
         "wall_s": round(time.perf_counter() - started, 1),
-        "rounds": CountingGenerator.rounds,
-        "prompts": CountingGenerator.prompts,
+        "rounds": len(rounds),
+        "round_s": [r["seconds"] for r in rounds],
+        "prompts": sum(r["prompts"] for r in rounds),
         "candidates": {r["index"]: r["candidates"] for r in out},
         "short": sum(r["short"] for r in out),
     }
@@ -61,7 +51,7 @@ def summarize(results: dict[str, dict]) -> dict[str, dict]:
     summary = {}
     for size, r in results.items():
         same = sum(r["candidates"].get(i) == c for i, c in first["candidates"].items())
-        summary[size] = {k: r[k] for k in ("wall_s", "rounds", "prompts", "short")} | {
+        summary[size] = {k: r[k] for k in ("wall_s", "rounds", "round_s", "prompts", "short")} | {
             "speedup": round(first["wall_s"] / r["wall_s"], 3),
             "same_candidates_facts": same,
             "facts": len(first["candidates"]),
@@ -70,12 +60,12 @@ def summarize(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def table(summary: dict[str, dict]) -> str:
-    header = ("attempts/round", "wall s", "rounds", "prompts", "speed-up", "same facts", "short")
+    header = ("attempts/round", "wall s", "rounds", "round s", "prompts", "speed-up", "same facts", "short")
     lines = [" ".join(f"{h:>10}" for h in header)]
     for size, s in summary.items():
         cells = (
-            size, f"{s['wall_s']:.1f}", s["rounds"], s["prompts"], f"{s['speedup']:.2f}x",
-            f"{s['same_candidates_facts']}/{s['facts']}", s["short"],
+            size, f"{s['wall_s']:.1f}", s["rounds"], "+".join(f"{t:.0f}" for t in s["round_s"]), s["prompts"],
+            f"{s['speedup']:.2f}x", f"{s['same_candidates_facts']}/{s['facts']}", s["short"],
         )  # fmt: skip
         lines.append(" ".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
@@ -91,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the spec inverts through an endpoint; this compares local engine rounds")
     forget = spec.forget
     records = load_qa(forget.source, FieldMapping(forget.question_field, forget.answer_field), forget.format)
-    invert_stage.EngineGenerator = CountingGenerator  # what invert() instantiates
 
     results: dict[str, dict] = {}
     with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,8 +156,16 @@ class EndpointGenerator:
         }
 
 
-def invert(records: list[QARecord], config: InvertConfig) -> list[dict[str, Any]]:
-    """Candidates for every record, one output record each (see the module docstring)."""
+def invert(
+    records: list[QARecord],
+    config: InvertConfig,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Candidates for every record, one output record each (see the module docstring).
+
+    `on_round` gets each round's figures once its replies are in: its number, the facts asked, the
+    prompts sent and the seconds the generator took (engine start-up included).
+    """
     if config.endpoint is not None:
         generator: EngineGenerator | EndpointGenerator = EndpointGenerator(config, config.endpoint)
         per_round = config.attempts_per_round or 1
@@ -167,14 +177,19 @@ def invert(records: list[QARecord], config: InvertConfig) -> list[dict[str, Any]
         for r in records
     }
     used: dict[int, list[Ask]] = {r.index: [] for r in records}
-    for first in range(0, config.max_attempts, per_round):
+    for number, first in enumerate(range(0, config.max_attempts, per_round), 1):
         short = [r for r in records if not found[r.index].full]
         if not short:
             break
         attempts = range(first, min(first + per_round, config.max_attempts))
         # Attempt-major: the prompts of one attempt share their few-shot prefix, and go to an engine together.
         asks = [Ask(r, a, attempt_seed(config.seed, r.index, a)) for a in attempts for r in short]
-        for ask, reply in zip(asks, generator.replies(asks)):
+        started = time.perf_counter()
+        replies = generator.replies(asks)
+        if on_round is not None:
+            seconds = round(time.perf_counter() - started, 2)
+            on_round({"round": number, "facts": len(short), "prompts": len(asks), "seconds": seconds})
+        for ask, reply in zip(asks, replies):
             candidates = found[ask.record.index]
             if not candidates.full:
                 candidates.add_reply(reply)
@@ -217,7 +232,13 @@ class InvertStage(Stage):
     def run(self, ctx: StageContext) -> dict[str, Any]:
         forget = self.spec.forget
         records = load_qa(forget.source, FieldMapping(forget.question_field, forget.answer_field), forget.format)
-        out = invert(records, self.spec.invert)
+        rounds: list[dict[str, Any]] = []
+
+        def on_round(figures: dict[str, Any]) -> None:
+            rounds.append(figures)
+            ctx.run.log("invert_round", **figures)
+
+        out = invert(records, self.spec.invert, on_round=on_round)
         with open(ctx.dir / CANDIDATES_FILE, "w") as f:
             for record in out:
                 f.write(json.dumps(record) + "\n")
@@ -235,4 +256,5 @@ class InvertStage(Stage):
             "short_facts": short,
             "attempts": sum(r["attempts"] for r in out),
             "rejected": dict(rejected),
+            "rounds": rounds,
         }

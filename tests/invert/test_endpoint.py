@@ -94,13 +94,17 @@ def test_rounds_of_several_attempts_keep_the_first_survivors(canned_chat_server,
     # One request at a time, so that a fact's n-th request is its attempt n (the canned replies' order).
     endpoint = EndpointConfig(base_url=base_url, model="canned-model", api_key_env="MEOW_TEST_KEY", concurrency=1)
     config = InvertConfig(endpoint=endpoint, num_candidates=3, max_attempts=3, attempts_per_round=per_round, seed=42)
-    first, second = invert(RECORDS, config)
+    rounds = []
+    first, second = invert(RECORDS, config, on_round=rounds.append)
     # The same candidates as one attempt per round: a reply asked but not needed is not used.
     assert first["candidates"] == ["He is a pilot.", "She is tall.", "They are a cat."] and first["attempts"] == 2
     assert first["provenance"]["seeds"] == [attempt_seed(42, 3, 0), attempt_seed(42, 3, 1)]
     assert second["short"] and second["attempts"] == 3
     # Rounds of 2: both facts twice, then the short one once more; a round of 3: everything at once.
     assert len(seen) == answered
+    expected = [(1, 2, 4), (2, 1, 1)] if per_round == 2 else [(1, 2, 6)]
+    assert [(r["round"], r["facts"], r["prompts"]) for r in rounds] == expected
+    assert all(r["seconds"] >= 0 for r in rounds)
 
 
 def test_endpoint_needs_its_key(monkeypatch):

@@ -42,6 +42,11 @@ select: {{k: 1}}
         prompts = c["provenance"]["prompts"]
         assert c["provenance"]["generator"] == str(tiny_model_dir) and c["provenance"]["prompt"] == "reference"
         assert len(prompts) == 1 and "<|im_start|>system" in prompts[0]
+    # A local engine asks every attempt in one round; the run's log and the manifest time it.
+    (round_,) = run.manifest("invert")["summary"]["rounds"]
+    assert round_["round"] == 1 and round_["facts"] == 3 and round_["prompts"] == 9 and round_["seconds"] > 0
+    logged = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert [{k: e[k] for k in round_} for e in logged if e["event"] == "invert_round"] == [round_]
 
     scores = read_jsonl(run.path / "memo" / "scores.jsonl")
     assert [s["candidates"] for s in scores] == [c["candidates"] for c in candidates]

@@ -26,7 +26,6 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from meow.cluster import ray_session  # noqa: E402
-from meow.data import FieldMapping, load_qa  # noqa: E402
 from meow.invert import stage as invert_stage  # noqa: E402
 from meow.pipeline.spec import load_spec_file  # noqa: E402
 
@@ -79,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec_file(args.spec)
     if spec.invert.endpoint is not None:
         parser.error("the spec inverts through an endpoint; this compares local engine rounds")
-    forget = spec.forget
-    records = load_qa(forget.source, FieldMapping(forget.question_field, forget.answer_field), forget.format)
+    records = spec.forget.records()
 
     results: dict[str, dict] = {}
     with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):

@@ -22,7 +22,6 @@ def finetune(
     from meow.models import meow_home, resolve_model
     from meow.train import tofu_mini
     from meow.train.finetune import prepared_model
-    from meow.train.stages import forget_records
 
     try:
         spec = load_spec_file(spec_path) if spec_path else PipelineSpec()
@@ -37,7 +36,7 @@ def finetune(
         }
     )
     base = resolve_model(spec.model)
-    sets = tofu_mini.training_sets(prepare, forget_records(spec))
+    sets = tofu_mini.training_sets(prepare, spec.forget.records())
     roles = ["oracle", "target"] if role == "both" else [role]
     with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
         for name in roles:

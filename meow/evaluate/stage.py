@@ -40,9 +40,8 @@ def retain_authors(spec: PipelineSpec) -> list[int] | None:
     if "prepare" not in spec.stages:
         return None
     from meow.train import tofu_mini
-    from meow.train.stages import forget_records
 
-    return tofu_mini.retain_authors(spec.prepare, forget_records(spec))
+    return tofu_mini.retain_authors(spec.prepare, spec.forget.records())
 
 
 class EvaluateStage(Stage):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meow.data import FieldMapping, QARecord, load_qa
+from meow.data import QARecord
 from meow.invert.config import EndpointConfig, InvertConfig
 from meow.invert.fewshot import STOP, demonstration_pool, draw_examples, few_shot_prompt
 from meow.invert.parse import REASONS, Candidates
@@ -230,8 +230,7 @@ class InvertStage(Stage):
         return {"invert": self.spec.invert.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        forget = self.spec.forget
-        records = load_qa(forget.source, FieldMapping(forget.question_field, forget.answer_field), forget.format)
+        records = self.spec.forget.records()
         rounds: list[dict[str, Any]] = []
 
         def on_round(figures: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ data locations. Unknown keys are errors, and every error names the key path and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +18,9 @@ from meow.memo.config import MemoConfig
 from meow.models.resolve import is_remote
 from meow.select.config import SelectConfig
 from meow.train.config import PrepareConfig, UnlearnConfig
+
+if TYPE_CHECKING:
+    from meow.data import QARecord
 
 STAGE_ORDER = ("prepare", "invert", "memo", "select", "unlearn", "evaluate", "report")
 
@@ -34,6 +37,12 @@ class ForgetSpec(BaseModel):
     question_field: str = "question"
     answer_field: str = "answer"
     format: str | None = None
+
+    def records(self) -> list[QARecord]:
+        """The forget set's records (read through `meow.data.load_qa`: local files, s3:// or TOFU)."""
+        from meow.data import FieldMapping, load_qa
+
+        return load_qa(self.source, FieldMapping(self.question_field, self.answer_field), self.format)
 
 
 class RayConfig(BaseModel):

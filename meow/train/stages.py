@@ -18,18 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meow.data import FieldMapping, QARecord, forget_authors, load_qa
+from meow.data import QARecord, forget_authors, load_qa
 from meow.data.tofu import SPLITS
 from meow.models import resolve_model
-from meow.pipeline.spec import PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
 from meow.train import tofu_mini
 from meow.train.config import PrepareConfig
-
-
-def forget_records(spec: PipelineSpec) -> list[QARecord]:
-    forget = spec.forget
-    return load_qa(forget.source, FieldMapping(forget.question_field, forget.answer_field), forget.format)
 
 
 def checkpoint_location(ctx: StageContext) -> str:
@@ -57,7 +51,7 @@ class PrepareStage(Stage):
 
         config: PrepareConfig = self.spec.prepare
         base = resolve_model(self.spec.model)
-        forget = forget_records(self.spec)
+        forget = self.spec.forget.records()
         sets = tofu_mini.training_sets(config, forget)
         summary: dict[str, Any] = {
             "selection": config.selection,
@@ -156,7 +150,7 @@ class UnlearnStage(Stage):
     def _forget(self, ctx: StageContext, inverted: bool) -> tuple[list[QARecord], dict[int, list[str]] | None]:
         """The facts to unlearn; with MEOW's data, the selection stage's records and their inversions."""
         if not inverted:
-            return forget_records(self.spec), None
+            return self.spec.forget.records(), None
         rows = [json.loads(line) for line in (ctx.upstream("select") / "selected.jsonl").read_text().splitlines() if line]
         records = [QARecord(r["index"], r["question"], r["answer"]) for r in rows]
         return records, {r["index"]: r["selected"] for r in rows}

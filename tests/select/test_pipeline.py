@@ -45,7 +45,7 @@ select: {{k: 1}}
     # A local engine asks every attempt in one round; the run's log and the manifest time it.
     (round_,) = run.manifest("invert")["summary"]["rounds"]
     assert round_["round"] == 1 and round_["facts"] == 3 and round_["prompts"] == 9 and round_["seconds"] > 0
-    logged = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    logged = read_jsonl(run.path / "log.jsonl")
     assert [{k: e[k] for k in round_} for e in logged if e["event"] == "invert_round"] == [round_]
 
     scores = read_jsonl(run.path / "memo" / "scores.jsonl")

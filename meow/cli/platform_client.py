@@ -139,9 +139,17 @@ def platform() -> None:
 @click.option("--port", default=8700, show_default=True)
 def up(host: str, port: int) -> None:
     """Start the control plane on the embedded default: SQLite and artifacts under MEOW_HOME, and a
-    local Ray on 127.0.0.1 (unless MEOW_PLATFORM_RAY__ADDRESS names one). Runs until interrupted."""
+    local Ray on 127.0.0.1 (unless MEOW_PLATFORM_RAY__ADDRESS names one). Runs until interrupted; the
+    local Ray and its jobs keep running after it (a restart re-attaches; `meow platform down` stops it)."""
     command = [sys.executable, "-m", "meow_platform", "serve", "--host", host, "--port", str(port)]
     os.execv(sys.executable, command)
+
+
+@platform.command()
+def down() -> None:
+    """Stop the local Ray that `meow platform up` left running, with any job still on it (refused while
+    the control plane runs: stop it first)."""
+    os.execv(sys.executable, [sys.executable, "-m", "meow_platform", "stop-ray"])
 
 
 @platform.command()

@@ -5,10 +5,18 @@ Every port is picked free on loopback (several clusters can share a host; Ray's 
 (loopback binding, token auth shared with this process), and this interpreter's directory leads
 PATH so that `python` in job entrypoints is the one with meow installed. Never `ray stop`: it would
 kill every Ray on the host.
+
+The control plane's head is *persistent* (`start_or_attach`): it runs in its own session, records
+its PID, ports and temp dir in `<state dir>/head.json`, and outlives the process that started it,
+so a restarted control plane re-attaches to it and to the jobs it runs (as Ray Jobs are designed
+for). Only `stop()` (`meow platform down`) ends it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
 import os
 import shutil
 import signal
@@ -16,15 +24,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 from meow.cluster import local_ray_env
 from meow.net import LOOPBACK, free_port
 
+log = logging.getLogger("meow_platform.localray")
+
 START_LOG = "ray-start.log"
+# What a persistent head records about itself, and the lock held while one is started or attached.
+HEAD_FILE = "head.json"
+HEAD_LOCK = "head.lock"
 # What `ray start` prints once the node has registered with the GCS.
 STARTED = "Ray runtime started"
 PORT_FLAGS = (
@@ -38,6 +54,11 @@ PORT_FLAGS = (
     "runtime-env-agent-port",
     "metrics-export-port",
 )
+
+
+def state_dir(data_dir: Path) -> Path:
+    """Where the control plane's persistent head records itself (`head.json`), under its data dir."""
+    return data_dir / "ray"
 
 
 def ray_auth_headers() -> dict[str, str]:
@@ -55,9 +76,14 @@ def ray_auth_headers() -> dict[str, str]:
 
 @dataclass
 class LocalRayCluster:
-    process: subprocess.Popen
+    # `ray start --block`: its own session leader, so also the process group of everything it starts.
+    pid: int
     ports: dict[str, int]
     temp_dir: Path
+    # Set when this process started the head (not when it attached to a recorded one).
+    process: subprocess.Popen | None = None
+    # Where a persistent head records itself; None: a head that lives only as long as its owner.
+    state_dir: Path | None = None
 
     @property
     def dashboard_url(self) -> str:
@@ -89,6 +115,60 @@ class LocalRayCluster:
         raise AssertionError("unreachable")
 
     @classmethod
+    def start_or_attach(cls, state_dir: Path, num_cpus: int | None = None) -> LocalRayCluster:
+        """The head recorded in `state_dir` if it still runs, else a new one recorded there.
+
+        A recorded head whose process is gone (a reboot, a crash) is swept (what is left of its
+        process group, its temp dir) and replaced: the jobs it ran are gone with it.
+        """
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _locked(state_dir / HEAD_LOCK):
+            cluster = cls.attach(state_dir)
+            if cluster is not None:
+                log.info("attached to the Ray head %s (pid %s)", cluster.dashboard_url, cluster.pid)
+                return cluster
+            cluster = cls.start(num_cpus=num_cpus)
+            cluster.state_dir = state_dir
+            cluster._record()
+            log.info("started a Ray head %s (pid %s), recorded in %s", cluster.dashboard_url, cluster.pid, state_dir)
+            return cluster
+
+    @classmethod
+    def attach(cls, state_dir: Path) -> LocalRayCluster | None:
+        """The head recorded in `state_dir` while its `ray start` process still runs; None if there is
+        none (a stale record is removed and what is left of its cluster swept)."""
+        try:
+            record = json.loads((state_dir / HEAD_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        cluster = cls(record["pid"], record["ports"], Path(record["temp_dir"]), state_dir=state_dir)
+        if cluster.alive():
+            return cluster
+        log.warning("the recorded Ray head (pid %s) is gone; its jobs are lost", cluster.pid)
+        cluster._sweep()
+        return None
+
+    def alive(self) -> bool:
+        """The `ray start --block` of this head still runs (not merely some process with its PID)."""
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            process = psutil.Process(self.pid)
+            command = process.cmdline()
+            return process.status() != psutil.STATUS_ZOMBIE and f"--temp-dir={self.temp_dir}" in command
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def _record(self) -> None:
+        record = {"pid": self.pid, "ports": self.ports, "temp_dir": str(self.temp_dir), "dashboard": self.dashboard_url}
+        path = self.state_dir / HEAD_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+
+    @classmethod
     def _launch(cls, num_cpus: int | None) -> LocalRayCluster:
         env = {**os.environ, **local_ray_env()}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -117,14 +197,21 @@ class LocalRayCluster:
         ]
         with open(temp_dir / START_LOG, "w") as log:
             # Its own session: a Ctrl-C meant for the caller does not reach Ray; we stop it explicitly.
-            process = subprocess.Popen(command, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-        return cls(process, ports, temp_dir)
+            process = subprocess.Popen(
+                command,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return cls(process.pid, ports, temp_dir, process=process)
 
     def _wait_until_ready(self, timeout: float) -> None:
         """Ready: `ray start` reported the node up (it registered with the GCS) and the Jobs API answers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 tail = (self.temp_dir / START_LOG).read_text()[-2000:]
                 raise RuntimeError(f"ray start exited with {self.process.returncode}:\n{tail}")
             if STARTED in (self.temp_dir / START_LOG).read_text() and self._jobs_api_answers():
@@ -142,15 +229,36 @@ class LocalRayCluster:
         """SIGTERM to `ray start --block` drains the node and stops every process it started; then
         whatever is left of the process group this cluster was started in is killed (e.g. after a
         `ray start` that failed halfway and left its GCS behind)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Kill what is left of the head's process group, reap it, remove its temp dir and record.
+
+        The process group outlives its leader while a member runs, and the kernel does not hand
+        out its id as a PID meanwhile: the group's id (the leader's PID) names only this cluster.
+        """
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
-        self.process.wait()
+        if self.process is not None:
+            self.process.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self.state_dir is not None:
+            (self.state_dir / HEAD_FILE).unlink(missing_ok=True)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (waits): one process at a time starts or attaches to a head."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

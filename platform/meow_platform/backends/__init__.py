@@ -19,8 +19,11 @@ def create_backend(settings: Settings) -> Backend:
 
         return KubeRayBackend(settings.kuberay)
     from meow_platform.backends.local import LocalBackend
+    from meow_platform.localray import state_dir
 
-    return LocalBackend(address=settings.ray.address, num_cpus=settings.ray.num_cpus)
+    return LocalBackend(
+        address=settings.ray.address, num_cpus=settings.ray.num_cpus, state_dir=state_dir(settings.data_dir)
+    )
 
 
 __all__ = [

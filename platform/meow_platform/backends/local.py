@@ -1,15 +1,20 @@
 """The `local` backend: one Ray job per submission through the Ray Jobs API.
 
-The cluster is either given by address (an existing Ray dashboard URL) or a `LocalRayCluster` the
-backend starts on 127.0.0.1 and stops on close. Ray itself offers no isolation between jobs of one
-cluster (Ray FAQ), so this backend is for a single host or a trusted group; tenants are still kept
-apart by the platform: specs are data, artifact locations are per tenant, and only the platform
-talks to Ray. Production multi-tenancy is the `kuberay` backend (a Ray cluster per job).
+The cluster is either given by address (an existing Ray dashboard URL) or the persistent
+`LocalRayCluster` of the platform's data dir, which the backend starts on 127.0.0.1 or attaches to,
+and leaves running on close: jobs outlive the control plane, and a restarted one follows them by
+submission id. A head that died is started again (its jobs then read as missing). Ray itself
+offers no isolation between jobs of one cluster (Ray FAQ), so this backend is for a single host or
+a trusted group; tenants are still kept apart by the platform: specs are data, artifact locations
+are per tenant, and only the platform talks to Ray. Production multi-tenancy is the `kuberay`
+backend (a Ray cluster per job).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
 import requests
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -25,6 +30,8 @@ from meow_platform.backends.base import (
 )
 from meow_platform.localray import LocalRayCluster, ray_auth_headers
 
+log = logging.getLogger("meow_platform.backends.local")
+
 STATES = {
     JobStatus.PENDING: BackendState.PENDING,
     JobStatus.RUNNING: BackendState.RUNNING,
@@ -37,10 +44,24 @@ STATES = {
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
-        self.cluster = None if address else LocalRayCluster.start(num_cpus=num_cpus)
-        self.address = address or self.cluster.dashboard_url
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, state_dir: Path | None = None):
+        """`address`: an existing cluster's Jobs API; else the head recorded in `state_dir` (started
+        there if none runs); with neither, a head of this backend's own, stopped on close."""
+        self.num_cpus, self.state_dir = num_cpus, state_dir
+        self.cluster: LocalRayCluster | None = None
+        if address:
+            self.address = address
+        else:
+            self._start_cluster()
         self._client: JobSubmissionClient | None = None
+
+    def _start_cluster(self) -> None:
+        if self.state_dir is not None:
+            self.cluster = LocalRayCluster.start_or_attach(self.state_dir, num_cpus=self.num_cpus)
+        else:
+            self.cluster = LocalRayCluster.start(num_cpus=self.num_cpus)
+        self.address = self.cluster.dashboard_url
+        self._client = None
 
     @property
     def client(self) -> JobSubmissionClient:
@@ -48,7 +69,7 @@ class LocalBackend(Backend):
             try:
                 self._client = JobSubmissionClient(self.address, headers=ray_auth_headers())
             except (ConnectionError, requests.RequestException) as e:
-                raise BackendUnavailable(f"Ray Jobs API at {self.address}: {type(e).__name__}") from None
+                raise self._unavailable(e) from None
         return self._client
 
     def submit(self, launch: Launch) -> str:
@@ -93,7 +114,8 @@ class LocalBackend(Backend):
         return self._call(self.client.get_job_logs, backend_id)
 
     def close(self) -> None:
-        if self.cluster is not None:
+        """Stops only a head of this backend's own: a recorded (persistent) one keeps its jobs running."""
+        if self.cluster is not None and self.cluster.state_dir is None:
             self.cluster.stop()
 
     def _info(self, submission_id: str):
@@ -108,4 +130,13 @@ class LocalBackend(Backend):
         try:
             return function(*args, **kwargs)
         except (ConnectionError, requests.RequestException) as e:
-            raise BackendUnavailable(f"Ray Jobs API at {self.address}: {type(e).__name__}") from None
+            raise self._unavailable(e) from None
+
+    def _unavailable(self, error: Exception) -> BackendUnavailable:
+        unavailable = BackendUnavailable(f"Ray Jobs API at {self.address}: {type(error).__name__}")
+        if self.cluster is not None and not self.cluster.alive():
+            # The head died under us (not merely busy): start a new one; the next pass finds the
+            # old head's jobs missing and fails them with that reason.
+            log.warning("the Ray head (pid %s) is gone; starting a new one", self.cluster.pid)
+            self._start_cluster()
+        return unavailable

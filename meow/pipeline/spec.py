@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 STAGE_ORDER = ("prepare", "invert", "memo", "select", "unlearn", "evaluate", "report")
 
 
+# What a job asks of the cluster (`PipelineSpec.resources`).
+RESOURCES = ("workers", "cpus", "gpus")
+
+
+def _needs(workers: int, processes: int, cpus_each: float, gpus_each: float) -> dict[str, float]:
+    """Training workers, and CPUs and GPUs of `processes` Ray workers or actors (engine actors hold one
+    CPU each beside their GPUs, `meow.engines.pool`)."""
+    return {"workers": workers, "cpus": processes * cpus_each, "gpus": processes * gpus_each}
+
+
 class SpecError(ValueError):
     """A spec that cannot run. Messages name the source, line and key path, never record text."""
 
@@ -84,13 +94,26 @@ class PipelineSpec(BaseModel):
         return stages
 
     def resources(self) -> dict[str, float]:
-        """What the largest stage of this run asks of the cluster at once."""
-        train = [self.unlearn.train] + ([self.prepare.train] if "prepare" in self.stages else [])
-        return {
-            "workers": max(t.workers for t in train),
-            "cpus": max(max(t.workers * t.cpus_per_worker for t in train), self.memo.actors, self.invert.actors),
-            "gpus": max(t.workers * t.gpus_per_worker for t in train),
-        }
+        """What the largest stage of this run asks of the cluster at once: training workers, and the
+        CPUs and GPUs of its training workers or engine actors. Only the stages this run lists count;
+        stages run one after another (prepare trains the oracle, then the target)."""
+        return {key: max((need[key] for need in self.stage_resources().values()), default=0) for key in RESOURCES}
+
+    def stage_resources(self) -> dict[str, dict[str, float]]:
+        """`RESOURCES` of each listed stage that asks the cluster for any (the others run in the driver)."""
+        needs = {}
+        for stage in self.stages:
+            if stage in ("prepare", "unlearn"):
+                train = self.prepare.train if stage == "prepare" else self.unlearn.train
+                needs[stage] = _needs(train.workers, train.workers, train.cpus_per_worker, train.gpus_per_worker)
+            elif stage == "invert" and self.invert.endpoint is None:
+                needs[stage] = _needs(0, self.invert.actors, 1, self.invert.gpus_per_actor)
+            elif stage == "memo":
+                needs[stage] = _needs(0, self.memo.actors, 1, self.memo.gpus_per_actor)
+            elif stage == "evaluate":
+                e = self.evaluate
+                needs[stage] = _needs(0, e.actors, e.cpus_per_actor, e.gpus_per_actor)
+        return needs
 
     def uris(self) -> list[str]:
         """Every location this spec reads: data sources and model specs that are paths or URIs."""
@@ -114,15 +137,52 @@ class PipelineSpec(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+# Nesting no real spec comes near (the deepest, `unlearn.method_args`, is 3 levels down) and nodes
+# counted with every alias expanded: what YAML may ask of the parser and the validator at most.
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+MAX_ERRORS = 20
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than `MAX_DEPTH` while it composes (its composer
+    recurses once per level: 3000 nested `[` would end in a RecursionError)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def load_spec(text: str, source: str = "<spec>") -> PipelineSpec:
-    """Parse and validate a YAML (or JSON) spec; raises `SpecError` naming line and key."""
+    """Parse (once) and validate a YAML (or JSON) spec; raises `SpecError` naming line and key."""
+    loader = _BoundedLoader(text)
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        root = loader.get_single_node()
+        _check_size(root)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
         raise SpecError(f"{source}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except SpecError as e:
+        raise SpecError(f"{source}, {e}") from None
+    except (ValueError, OverflowError) as e:  # a scalar its tag cannot hold (`2026-13-45`)
+        raise SpecError(f"{source}: a value cannot be read ({type(e).__name__})") from None
+    finally:
+        loader.dispose()
+    return validate_spec(data, source, root)
+
+
+def validate_spec(data: Any, source: str = "<spec>", root: yaml.Node | None = None) -> PipelineSpec:
+    """Validate parsed spec data (`root`, its YAML nodes if any, gives errors their lines)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -130,7 +190,58 @@ def load_spec(text: str, source: str = "<spec>") -> PipelineSpec:
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError("\n".join(_describe(source, root, err) for err in e.errors())) from None
+        errors = e.errors()
+        described = [_describe(source, root, err) for err in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            described.append(f"{source}: {len(errors) - MAX_ERRORS} more errors")
+        raise SpecError("\n".join(described)) from None
+
+
+def check_nesting(data: Any, source: str = "<spec>") -> None:
+    """Refuse parsed data (a JSON spec) nested deeper than `MAX_DEPTH` or larger than `MAX_NODES`
+    values, without recursing: what `load_spec` refuses in YAML text."""
+    pending, count = [(data, 1)], 0
+    while pending:
+        value, depth = pending.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+        if count > MAX_NODES:
+            raise SpecError(f"{source}: more than {MAX_NODES} values")
+        if isinstance(value, dict):
+            pending.extend((v, depth + 1) for kv in value.items() for v in kv)
+        elif isinstance(value, list | tuple):
+            pending.extend((v, depth + 1) for v in value)
+
+
+def _check_size(root: yaml.Node | None) -> None:
+    """Refuse documents whose aliases expand to more than `MAX_NODES` nodes (a "billion laughs"
+    costs nothing to parse and everything to validate) or refer to themselves."""
+    sizes: dict[int, int] = {}
+    pending: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
+    while pending:
+        node, children_done = pending.pop()
+        children = _children(node)
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > MAX_NODES:
+                raise SpecError(f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_NODES} values")
+        elif id(node) not in sizes:
+            sizes[id(node)] = -1  # being counted: meeting it again below it is a cycle
+            pending.append((node, True))
+            for child in children:
+                if sizes.get(id(child)) == -1:
+                    raise SpecError(f"line {child.start_mark.line + 1}: an alias refers to itself")
+                if id(child) not in sizes:
+                    pending.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def load_spec_file(path: str | Path) -> PipelineSpec:

@@ -7,6 +7,7 @@ history; a test checks that the migrations and these models agree.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,23 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(Path(path))
         # The API's worker threads and the scheduler thread share the engine.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The store holds token hashes and every tenant's specs: owner-only (0600). SQLite creates its
+    `-wal` and `-shm` files with the database file's mode, so creating that one 0600 covers them;
+    files an older version left readable are narrowed here."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -1,6 +1,8 @@
 """Quota decisions for one submission (see `settings.Quota` for the limits and docs/platform.md).
 
-- A job asking for more workers, CPUs or GPUs than one job may have can never run: 422.
+- A job one of whose stages asks for more training workers, CPUs or GPUs (training workers x
+  their share, engine actors x theirs: `PipelineSpec.stage_resources`) than one job may have can
+  never run: 422, naming the stage.
 - Otherwise a tenant holds at most `max_concurrent_jobs` jobs submitted or running, plus (policy
   `queue`) `max_queued_jobs` waiting. A submission beyond that is refused with 429; under policy
   `reject` nothing waits, so a submission finding every slot taken is refused with 429 at once.
@@ -22,20 +24,25 @@ class QuotaExceeded(Exception):
     limit: float
     requested: float
     retryable: bool
+    stage: str | None = None
 
     def __str__(self) -> str:
         what = "waiting for a running job to finish may help" if self.retryable else "this job can never run"
-        return f"quota {self.quota} is {self.limit:g}, this submission needs {self.requested:g} ({what})"
+        needs = f"stage {self.stage} of this submission needs" if self.stage else "this submission needs"
+        return f"quota {self.quota} is {self.limit:g}, {needs} {self.requested:g} ({what})"
 
 
 def check_job_size(quota: Quota, spec: AcceptedSpec) -> None:
-    for name, limit, requested in (
-        ("max_workers_per_job", quota.max_workers_per_job, spec.workers),
-        ("max_cpus_per_job", quota.max_cpus_per_job, spec.cpus),
-        ("max_gpus_per_job", quota.max_gpus_per_job, spec.gpus),
+    """Every stage's training workers, and CPUs and GPUs of its workers or engine actors
+    (`PipelineSpec.stage_resources`), against the per-job limits."""
+    for name, limit, resource, requested in (
+        ("max_workers_per_job", quota.max_workers_per_job, "workers", spec.workers),
+        ("max_cpus_per_job", quota.max_cpus_per_job, "cpus", spec.cpus),
+        ("max_gpus_per_job", quota.max_gpus_per_job, "gpus", spec.gpus),
     ):
         if requested > limit:
-            raise QuotaExceeded(name, limit, requested, retryable=False)
+            stage = next((s for s, needs in spec.stages.items() if needs[resource] == requested), None)
+            raise QuotaExceeded(name, limit, requested, retryable=False, stage=stage)
 
 
 def check_slots(quota: Quota, unfinished: int) -> None:

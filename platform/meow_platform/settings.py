@@ -7,11 +7,13 @@ and artifacts under MEOW_HOME, a local Ray on 127.0.0.1, the API on 127.0.0.1:87
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from meow.models.cache import meow_home
 
@@ -93,12 +95,24 @@ class Settings(BaseSettings):
     job_env: dict[str, str] = {}
     poll_interval_s: float = Field(2.0, gt=0)
     max_request_bytes: int = Field(1 << 20, ge=1024)
+    # A job's spec (YAML text, or JSON in the request body), refused with 413 before it is parsed:
+    # the largest shipped spec is 1.2 KB, and parsing YAML costs ~10 ms of CPU per KB.
+    max_spec_bytes: int = Field(64 << 10, ge=1024)
     default_quota: Quota = Quota()
     ray: LocalRaySettings = LocalRaySettings()
     kuberay: KubeRaySettings = KubeRaySettings()
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'platform.db'}"
+
+    def platform_files(self) -> list[str]:
+        """Files no job may name whatever a tenant's read prefixes say: the store (SQLite, its
+        journals) and the token files. The data directory outside the artifact root is refused too."""
+        files = [self.data_dir / "admin-token", *([self.admin_token_file] if self.admin_token_file else [])]
+        url = make_url(self.resolved_database_url())
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            files += [Path(url.database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return [os.path.abspath(f) for f in files]
 
     def resolved_artifact_root(self) -> str:
         return (self.artifact_root or str(self.data_dir / "artifacts")).rstrip("/")

@@ -3,9 +3,15 @@ platform-owned keys, and errors that never quote record text."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import typing
 
-from meow_platform.policy import SpecRejected, check_spec
+import pytest
+from pydantic import BaseModel
+
+from meow.pipeline.spec import PipelineSpec, load_spec
+from meow.train.methods import METHODS
+from meow_platform.policy import SpecRejected, check_spec, locations, normalize_location
 
 ROOT = "/srv/meow/artifacts"
 ACME = [f"{ROOT}/acme", "s3://shared-models/base"]
@@ -86,3 +92,223 @@ def test_errors_name_key_and_line_but_never_quote_values():
     message = str(rejected.value)
     assert "line 2" in message and "forget.answer_field" in message
     assert secret not in message and "Basil" not in message
+
+
+KEYS = ["model", "forget.source", "invert.generator", "evaluate.oracle", "unlearn.retain"]
+
+
+def _spec_with(key: str, location: str) -> str:
+    section, _, field = key.rpartition(".")
+    value = json.dumps(location)  # a JSON string is a YAML double-quoted scalar: escapes survive
+    return f"{section}: {{{field}: {value}}}\n" if section else f"{field}: {value}\n"
+
+
+@pytest.fixture
+def platform_dirs(tmp_path):
+    """A platform data dir (lower-case, as the default `~/.cache/meow/platform` is) with its store,
+    its admin token and two tenants' artifact prefixes."""
+    data = tmp_path / "platform"
+    root = data / "artifacts"
+    for tenant in ("alpha", "bravo"):
+        (root / tenant / "data").mkdir(parents=True)
+    (root / "alpha" / "data" / "forget.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    (data / "admin-token").write_text("secret")
+    (data / "platform.db").write_text("")
+    assert str(root) == str(root).lower(), "the original bug needs a lower-case artifact root"
+    return data, root
+
+
+def _check_as_bravo(spec: str, data, root, read_prefixes=()):
+    return check_spec(
+        spec,
+        [f"{root}/bravo", *read_prefixes],
+        artifact_root=str(root),
+        platform_dir=str(data),
+        protected=[str(data / "admin-token"), str(data / "platform.db")],
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(
+    "location",
+    [
+        "{root}/bravo/../alpha/data/forget.jsonl::memory://x.jsonl",  # the reported exploit
+        "{root}/bravo/x::{root}/alpha/data/forget.jsonl",  # every link of a chain inside bravo's prefix but one
+        "simplecache::{root}/alpha/data/forget.jsonl",
+        "{data}/admin-token::memory://x",
+        "{root}/bravo/../../admin-token",
+        "{root}/bravo/../../platform.db",
+        "memory://{root}/bravo/x.jsonl",
+        "file://{root}/bravo/data/forget.jsonl",
+        "local://{root}/bravo/data/forget.jsonl",
+        "zip://forget.jsonl::{root}/bravo/data/a.zip",
+        "s3a://bucket/bravo/x",
+        "hf://datasets/locuslab/TOFU",
+        "~/.cache/meow/platform/admin-token",
+        "{root}/bravo/data/\x00forget.jsonl",  # a NUL byte: os.path.realpath raised ValueError (500)
+        "{root}/bravo/data/forget.jsonl\n",
+    ],
+)
+def test_chains_other_protocols_and_the_platforms_files_are_refused(platform_dirs, key, location):
+    data, root = platform_dirs
+    with pytest.raises(SpecRejected) as rejected:
+        _check_as_bravo(_spec_with(key, location.format(root=root, data=data)), data, root)
+    assert rejected.value.code == "forbidden_location"
+    assert f"key {key}:" in str(rejected.value)
+
+
+def test_the_platforms_files_and_other_tenants_stay_closed_under_a_broad_read_prefix(platform_dirs, tmp_path):
+    data, root = platform_dirs
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "token-link").symlink_to(data / "admin-token")
+    for location in (
+        f"{data}/admin-token",
+        f"{data}/platform.db",
+        f"{data}/platform.db-wal",
+        f"{data}/control-plane.log",
+        f"{root}/alpha/data/forget.jsonl",
+        f"{tmp_path}/shared/token-link",
+    ):
+        with pytest.raises(SpecRejected) as rejected:
+            _check_as_bravo(_spec_with("forget.source", location), data, root, read_prefixes=["/"])
+        assert rejected.value.code == "forbidden_location", location
+    # What the broad prefix is for still works, and so does bravo's own prefix.
+    _check_as_bravo(_spec_with("forget.source", f"{tmp_path}/shared/forget.jsonl"), data, root, ["/"])
+    _check_as_bravo(_spec_with("forget.source", f"{root}/bravo/data/forget.jsonl"), data, root)
+    # A read prefix inside the artifact root (an explicit grant) opens that directory only.
+    granted = [f"{root}/alpha/data"]
+    _check_as_bravo(_spec_with("forget.source", f"{root}/alpha/data/forget.jsonl"), data, root, granted)
+
+
+@pytest.mark.parametrize(
+    "location, accepted",
+    [
+        ("https://models.example/shared/tiny", True),
+        ("https://MODELS.example:443/shared/tiny/", True),
+        ("https://models.example/shared/../private/tiny", False),
+        ("https://models.example/shared/%2e%2e/private/tiny", False),
+        ("https://models.example/shared//tiny", False),
+        ("https://user:pw@models.example/shared/tiny", False),
+        ("https://models.example/shared/tiny?x=1", False),
+        ("https://models.example.evil/shared/tiny", False),
+        ("https://models.example:8443/shared/tiny", False),
+        ("http://models.example/shared/tiny", False),
+        ("s3://shared-models/base//tiny", False),
+        ("s3://shared-models/base/tiny?versionId=1", False),
+        ("s3://shared-models/base/tiny", True),
+    ],
+)
+def test_remote_locations_are_compared_by_their_parts(location, accepted):
+    prefixes = [*ACME, "https://models.example/shared"]
+    if accepted:
+        check_spec(_spec_with("model", location), prefixes)
+        return
+    with pytest.raises(SpecRejected) as rejected:
+        check_spec(_spec_with("model", location), prefixes)
+    assert rejected.value.code == "forbidden_location"
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8700", "localhost:8700", "127.1", "2130706433", "[::1]", "169.254.169.254", "0.0.0.0"]
+)
+def test_http_to_this_host_or_link_local_is_refused_even_when_granted(host):
+    prefix = f"http://{host}/models"
+    with pytest.raises(SpecRejected):
+        check_spec(_spec_with("model", f"{prefix}/tiny"), [prefix])
+    assert normalize_location(prefix) is None, "nor can an admin grant it as a read prefix"
+
+
+def test_every_string_in_a_spec_is_a_checked_location_or_known_not_to_be_one():
+    """A new path-like field must be confined too: each `str` field of the schema is either one of
+    the locations the policy checks or listed here as not naming a location."""
+    not_locations = {
+        "name",
+        "stages",
+        "prepare.train.lora.targets",
+        "unlearn.train.lora.targets",
+        "unlearn.method_args",  # each method's own typed arguments: checked below
+        "forget.format",
+        "forget.question_field",
+        "forget.answer_field",
+        "unlearn.method",
+        "ray.address",  # refused outright (forbidden_key)
+        "invert.endpoint.base_url",  # refused outright (forbidden_key)
+        "invert.endpoint.model",
+        "invert.endpoint.api_key_env",
+    }
+    everywhere = load_spec("".join(_spec_with(key, "/x") for key in KEYS))
+    assert {key for key, _ in locations(everywhere)} == set(KEYS)
+    found = set(_string_fields(PipelineSpec))
+    assert found - not_locations == set(KEYS), "classify the new string field: location or not"
+    for method in METHODS.names():
+        assert not set(_string_fields(METHODS.get(method).args)), f"method {method} takes a string argument"
+
+
+def _string_fields(model, prefix: str = ""):
+    for name, info in model.model_fields.items():
+        types = [info.annotation, *typing.get_args(info.annotation)]
+        for t in types:
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                yield from _string_fields(t, f"{prefix}{name}.")
+        if str in types or any(str in typing.get_args(t) for t in types if typing.get_origin(t) is tuple):
+            yield f"{prefix}{name}"
+
+
+DEEP_JSON: dict = {}
+_level = DEEP_JSON
+for _ in range(400):
+    _level["unlearn"] = {}
+    _level = _level["unlearn"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        DEEP_JSON,  # yaml.safe_dump recursed (500)
+        "[" * 3000,  # the composer recursed (500)
+        "unlearn: {method_args: " + "{a: " * 40 + "1" + "}" * 41 + "\n",
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"  # aliases expanding to 10^9 values
+        + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+        "unlearn: &u {retain: *u}\n",
+        "seed: 2026-13-45\n",  # a timestamp the constructor cannot build (ValueError)
+        {"forget": {"source": "/srv/meow/artifacts/acme/\x00.jsonl"}},
+    ],
+)
+def test_hostile_specs_are_refused_not_crashed_on(spec):
+    with pytest.raises(SpecRejected) as rejected:
+        check_spec(spec, ACME)
+    assert rejected.value.code in ("invalid_spec", "forbidden_location")
+
+
+def test_specs_are_bounded_in_size_before_they_are_parsed():
+    padding = "# " + "x" * 1000 + "\n"
+    check_spec(padding * 60, ACME)
+    with pytest.raises(SpecRejected) as rejected:
+        check_spec(padding * 70, ACME)
+    assert rejected.value.code == "spec_too_large" and "at most 65536" in str(rejected.value)
+    with pytest.raises(SpecRejected) as rejected:
+        check_spec({"name": "x" * 2000}, ACME, max_bytes=1024)
+    assert rejected.value.code == "spec_too_large"
+
+
+def test_a_json_spec_is_stored_as_the_yaml_the_job_runs():
+    accepted = check_spec({"stages": ["invert"], "invert": {"actors": 1}}, ACME)
+    assert accepted.text == "stages:\n- invert\ninvert:\n  actors: 1\n"
+
+
+@pytest.mark.parametrize(
+    "spec, needs",
+    [
+        ("stages: [evaluate]\nevaluate: {actors: 100, cpus_per_actor: 8}\n", (0, 800, 0)),
+        ("stages: [evaluate]\nevaluate: {actors: 2, gpus_per_actor: 1}\n", (0, 2, 2)),
+        ("stages: [invert]\ninvert: {actors: 3, gpus_per_actor: 0.5}\n", (0, 3, 1.5)),
+        ("stages: [memo]\nmemo: {actors: 5, gpus_per_actor: 1}\n", (0, 5, 5)),
+        ("stages: [unlearn]\nunlearn: {train: {workers: 3, cpus_per_worker: 2, gpus_per_worker: 1}}\n", (3, 6, 3)),
+        ("stages: [prepare]\nprepare: {train: {workers: 4}}\n", (4, 4, 0)),
+        # Stages a run does not list ask for nothing.
+        ("stages: [select]\nevaluate: {actors: 100}\nunlearn: {train: {workers: 9}}\n", (0, 0, 0)),
+    ],
+)
+def test_resources_count_every_stages_workers_and_actors(spec, needs):
+    accepted = check_spec(spec, ACME)
+    assert (accepted.workers, accepted.cpus, accepted.gpus) == needs

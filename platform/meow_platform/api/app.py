@@ -43,7 +43,15 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def private_data_dir(settings: Settings) -> None:
+    """The data directory holds the store, the admin token and the local Ray's state: owner-only
+    (0700), also when something created it before with the default mode."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+
+
 def create_app(settings: Settings, backend_factory: Callable[[Settings], Backend] = create_backend) -> FastAPI:
+    private_data_dir(settings)
     engine = make_engine(settings.resolved_database_url())
     migrate(engine)
     store = Store(engine)

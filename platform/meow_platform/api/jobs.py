@@ -10,7 +10,6 @@ import mimetypes
 import secrets
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Query, Response
 
 from meow_platform.api.deps import Ctx, TenantCaller, error
@@ -29,6 +28,7 @@ MAX_LOG_CHUNK = 1 << 20
 SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": JobOut, "description": "the job this request id already created"},
     409: {"description": "the request id was used before with a different spec"},
+    413: {"description": "a spec over `max_spec_bytes` (`spec_too_large`) or a request body over `max_request_bytes`"},
     422: {"description": "invalid spec, forbidden key or location, or a per-job quota exceeded (`quota_exceeded`)"},
     429: {
         "description": "no free slot (`max_concurrent_jobs` under policy reject, else `max_queued_jobs`), rate limit"
@@ -53,13 +53,19 @@ def _same_request(job: Job, sha256: str, response: Response) -> JobOut:
 @router.post("", status_code=201, response_model=JobOut, responses=SUBMIT_RESPONSES)
 def submit_job(body: JobSubmit, ctx: Ctx, who: TenantCaller, response: Response) -> JobOut:
     """Validate a spec and queue it; the scheduler submits it to the backend when a slot is free."""
-    tenant = ctx.store.tenant(who.tenant)
-    text = body.spec if isinstance(body.spec, str) else yaml.safe_dump(body.spec, sort_keys=False)
+    tenant, settings = ctx.store.tenant(who.tenant), ctx.settings
     try:
-        accepted = check_spec(text, [tenant.artifact_prefix, *tenant.read_prefixes])
+        accepted = check_spec(
+            body.spec,
+            [tenant.artifact_prefix, *tenant.read_prefixes],
+            artifact_root=settings.resolved_artifact_root(),
+            platform_dir=str(settings.data_dir),
+            protected=settings.platform_files(),
+            max_bytes=settings.max_spec_bytes,
+        )
     except SpecRejected as e:
         ctx.metrics.rejected.labels(who.tenant, e.code).inc()
-        raise error(422, e.code, str(e)) from None
+        raise error(413 if e.code == "spec_too_large" else 422, e.code, str(e)) from None
     if body.request_id and (done := ctx.store.job_by_request_id(who.tenant, body.request_id)):
         return _same_request(done, accepted.sha256, response)
     quota = Quota(**tenant.quota)

@@ -14,6 +14,7 @@ from meow.cli.platform_client import PLATFORM_COMMANDS
 from meow.cli.probe import probe
 from meow.cli.serve import serve
 from meow.cli.unlearn import run_stage, unlearn
+from meow.cli.validate import validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +29,7 @@ def main(verbose: int) -> None:
 
 main.add_command(models)
 main.add_command(generate)
+main.add_command(validate)
 main.add_command(unlearn)
 main.add_command(run_stage)
 main.add_command(finetune)

@@ -9,32 +9,31 @@ from pathlib import Path
 
 import click
 
-from meow.pipeline.spec import STAGE_ORDER, PipelineSpec, SpecError, load_spec_file
+from meow.cli.validate import InvalidInput, checked_spec, debug_option, one_line_errors
+from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 
 
 def default_run_dir(spec: PipelineSpec) -> str:
     return str(Path(os.environ.get("MEOW_RUNS", "runs")) / spec.name)
 
 
-def _load(spec_path: str, forget: str | None) -> PipelineSpec:
-    try:
-        spec = load_spec_file(spec_path)
-    except SpecError as e:
-        raise click.ClickException(str(e)) from None
-    if forget:
-        spec = spec.model_copy(update={"forget": spec.forget.model_copy(update={"source": forget})})
-    return spec
+def _load(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> tuple[PipelineSpec, str]:
+    """The spec, checked with everything it names before anything starts or is written
+    (`meow validate`); bad input is one line and exit code 2."""
+    spec = checked_spec(spec_path, forget, run_dir, debug)
+    return spec, run_dir or default_run_dir(spec)
 
 
-def _execute(spec: PipelineSpec, run_dir: str | None, only: list[str] | None, force: bool) -> None:
+def _execute(spec: PipelineSpec, run_dir: str, only: list[str] | None, force: bool, debug: bool) -> None:
     from meow.pipeline.driver import run_pipeline
 
-    run = run_pipeline(spec, run_dir or default_run_dir(spec), only=only, force=force)
+    run = one_line_errors(debug, lambda: run_pipeline(spec, run_dir, only=only, force=force))
     # Last line: where everything is (scripts and the platform read it).
     click.echo(run.location)
 
 
-spec_argument = click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+# A plain argument: a missing spec file is the validation's one-line error, not click's usage text.
+spec_argument = click.argument("spec_path", metavar="SPEC")
 run_dir_option = click.option("--run-dir", help="Run directory (local or s3://); default runs/<spec name>.")
 forget_option = click.option("--forget", help="Forget set: a TOFU split name or a file/URI (overrides the spec).")
 force_option = click.option("--force", is_flag=True, help="Recompute even if finished with the same inputs.")
@@ -45,9 +44,11 @@ force_option = click.option("--force", is_flag=True, help="Recompute even if fin
 @run_dir_option
 @forget_option
 @force_option
-def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool) -> None:
+@debug_option
+def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool, debug: bool) -> None:
     """Run every stage of SPEC (a pipelines/*.yaml file); a rerun resumes."""
-    _execute(_load(spec_path, forget), run_dir, None, force)
+    spec, location = _load(spec_path, forget, run_dir, debug)
+    _execute(spec, location, None, force, debug)
 
 
 @click.command("run")
@@ -56,12 +57,13 @@ def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool
 @run_dir_option
 @forget_option
 @force_option
-def run_stage(stage: str, spec_path: str, run_dir: str | None, forget: str | None, force: bool) -> None:
+@debug_option
+def run_stage(stage: str, spec_path: str, run_dir: str | None, forget: str | None, force: bool, debug: bool) -> None:
     """Run one STAGE of SPEC (its inputs must be finished in the run directory)."""
-    spec = _load(spec_path, forget)
+    spec, location = _load(spec_path, forget, run_dir, debug)
     if stage not in spec.stages:
-        raise click.ClickException(f"stage {stage!r} is not in this spec's stages {list(spec.stages)}")
-    _execute(spec, run_dir, [stage], force)
+        raise InvalidInput(f"{spec_path}: stage {stage!r} is not in this spec's stages {list(spec.stages)}")
+    _execute(spec, location, [stage], force, debug)
 
 
 @click.group()

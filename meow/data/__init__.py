@@ -1,6 +1,6 @@
 """Question/answer records: readers for local and remote files, and the packaged TOFU splits."""
 
-from meow.data.readers import FORMATS, FieldMapping, read_records
+from meow.data.readers import FORMATS, FieldMapping, Limits, iter_records, read_records
 from meow.data.records import DataError, QARecord
 from meow.data.tofu import (
     AUTHORS,
@@ -21,9 +21,11 @@ __all__ = [
     "SPLITS",
     "DataError",
     "FieldMapping",
+    "Limits",
     "QARecord",
     "author_of",
     "forget_authors",
+    "iter_records",
     "load_qa",
     "load_tofu",
     "read_records",

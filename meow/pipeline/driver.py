@@ -31,7 +31,9 @@ def inputs_hash(stage: Stage, run: RunDir) -> str:
         if name in stage.spec.stages:
             manifest = run.manifest(name) or {}
             upstream[name] = manifest.get("completion")
-    return stable_hash({"stage": stage.name, "config": stage.config(), "forget": stage.spec.forget.model_dump(), "upstream": upstream})
+    # The forget set's limits decide whether a run may start, not what it computes.
+    forget = stage.spec.forget.model_dump(exclude={"max_chars", "max_records", "duplicates"})
+    return stable_hash({"stage": stage.name, "config": stage.config(), "forget": forget, "upstream": upstream})
 
 
 def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = None, force: bool = False) -> RunDir:
@@ -42,15 +44,51 @@ def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = Non
     os.environ["MEOW_RUN_NAME"] = spec.name
     (run.path / "spec.yaml").write_text(spec.to_yaml())
     names = [s for s in spec.stages if only is None or s in only]
-    run.update_status(state="running", name=spec.name, location=run.location, stages={n: {"state": "pending"} for n in names})
-    run.log("run_started", stages=names, versions=versions(), hardware=hardware.describe())
-    with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
-        for name in names:
-            _run_stage(load_stage(name)(spec), run, force=force)
+    run.update_status(
+        state="running", name=spec.name, location=run.location, error=None, reason=None,
+        stages={n: {"state": "pending"} for n in names},
+    )
+    current = None
+    try:
+        run.log("run_started", stages=names, versions=versions(), hardware=hardware.describe())
+        with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
+            for current in names:
+                _run_stage(load_stage(current)(spec), run, force=force)
+    except BaseException as error:
+        # Whatever raised (a stage, its configuration, the cluster, an interrupt), the run ends
+        # `failed` with a reason, never `running`.
+        _record_failure(run, current, error)
+        raise
     run.update_status(state="succeeded", stage=None)
     run.log("run_finished")
     run.push()
     return run
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for status.json. Errors about input carry locations and keys only (DataError,
+    SpecError, InvalidRun), so their message is the reason; any other message may quote data and
+    stays in the run's own log (`stage_failed`/`run_failed` events), its type stands in."""
+    from meow.data.records import DataError
+    from meow.pipeline.spec import SpecError
+
+    if isinstance(error, DataError | SpecError) or type(error).__name__ == "InvalidRun":
+        return (str(error).splitlines() or [type(error).__name__])[0]
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(error).__name__} (the traceback is in log.jsonl)"
+
+
+def _record_failure(run: RunDir, stage: str | None, error: BaseException) -> None:
+    reason = failure_reason(error)
+    stages = {}
+    if stage is not None and run.status().get("stages", {}).get(stage, {}).get("state") in ("pending", "running"):
+        stages[stage] = {"state": "failed", "error": type(error).__name__}
+    try:
+        run.update_status(state="failed", stage=stage, error=type(error).__name__, reason=reason, stages=stages)
+        run.log("run_failed", stage=stage, error=type(error).__name__, trace=traceback.format_exc())
+    except Exception:  # noqa: BLE001 - the original error is what the caller must see
+        log.exception("could not record the failure in the run directory")
 
 
 def _run_stage(stage: Stage, run: RunDir, force: bool) -> None:

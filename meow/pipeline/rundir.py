@@ -90,6 +90,9 @@ class RunDir:
         status = self.status()
         stages = changes.pop("stages", {})
         status.update(changes)
+        # None removes a field here too (a rerun's stale error and reason, the finished run's stage).
+        for key in [k for k, v in changes.items() if v is None]:
+            del status[key]
         for name, fields in stages.items():
             entry = status["stages"].setdefault(name, {})
             entry.update(fields)

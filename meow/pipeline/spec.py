@@ -7,7 +7,7 @@ data locations. Unknown keys are errors, and every error names the key path and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,7 +20,7 @@ from meow.select.config import SelectConfig
 from meow.train.config import PrepareConfig, UnlearnConfig
 
 if TYPE_CHECKING:
-    from meow.data import QARecord
+    from meow.data import FieldMapping, Limits, QARecord
 
 STAGE_ORDER = ("prepare", "invert", "memo", "select", "unlearn", "evaluate", "report")
 
@@ -46,13 +46,29 @@ class ForgetSpec(BaseModel):
     source: str = "forget01"
     question_field: str = "question"
     answer_field: str = "answer"
-    format: str | None = None
+    format: Literal["jsonl", "json", "parquet", "csv"] | None = None
+    # Limits checked while the set streams (`meow validate`), also applied to a retain file: a
+    # question or answer longer than `max_chars` characters, or more than `max_records` records, is
+    # an error naming the line. A repeated question is an error unless `duplicates: warn`.
+    max_chars: int = Field(8192, ge=1)
+    max_records: int = Field(1_000_000, ge=1)
+    duplicates: Literal["error", "warn"] = "error"
+
+    def limits(self) -> Limits:
+        from meow.data import Limits
+
+        return Limits(max_chars=self.max_chars, max_records=self.max_records, setting="forget")
+
+    def mapping(self) -> FieldMapping:
+        from meow.data import FieldMapping
+
+        return FieldMapping(self.question_field, self.answer_field)
 
     def records(self) -> list[QARecord]:
         """The forget set's records (read through `meow.data.load_qa`: local files, s3:// or TOFU)."""
-        from meow.data import FieldMapping, load_qa
+        from meow.data import load_qa
 
-        return load_qa(self.source, FieldMapping(self.question_field, self.answer_field), self.format)
+        return load_qa(self.source, self.mapping(), self.format, limits=self.limits(), duplicates=self.duplicates)
 
 
 class RayConfig(BaseModel):

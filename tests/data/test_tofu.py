@@ -43,3 +43,22 @@ def test_load_qa_takes_split_names_and_paths(tmp_path):
     assert len(load_qa(str(tofu_path("forget01")))) == 40
     with pytest.raises(KeyError, match="unknown TOFU split"):
         tofu_path("forget02")
+
+
+def test_packaged_splits_load_without_warnings(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        for split in ("full", "retain90", "retain99"):
+            load_tofu(split)
+    assert caplog.messages == []
+
+
+@pytest.mark.parametrize("typo,meant", [("forget1", "forget01"), ("Forget_5", "forget05"), ("retian90", "retain90")])
+def test_a_mistyped_split_names_the_close_match(typo, meant):
+    from meow.data import DataError
+
+    with pytest.raises(DataError, match=rf"^{typo}: neither a TOFU split nor a file; did you mean '{meant}'\?$"):
+        load_qa(typo)
+    with pytest.raises(KeyError, match=rf"did you mean '{meant}'"):
+        tofu_path(typo)

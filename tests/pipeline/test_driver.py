@@ -138,3 +138,53 @@ def test_run_directory_on_s3_is_pushed_and_resumed(tmp_path, s3_server, monkeypa
     CALLS.clear()
     driver.run_pipeline(load_spec(SPEC), "s3://runs/team-a/r1")
     assert CALLS == []
+
+
+def test_a_failing_configuration_or_stage_lookup_ends_the_run_failed_with_a_reason(tmp_path, monkeypatch):
+    from meow.data import DataError
+
+    class BadConfig(Memo):
+        def config(self):
+            raise DataError("forget.jsonl", "malformed JSON", line=3)
+
+    monkeypatch.setattr(driver, "load_stage", {**STAGES, "memo": BadConfig}.__getitem__)
+    with pytest.raises(DataError):
+        driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    status = RunDir(tmp_path / "run").status()
+    assert status["state"] == "failed" and status["stage"] == "memo" and status["error"] == "DataError"
+    assert status["reason"] == "forget.jsonl, line 3: malformed JSON"
+    assert status["stages"]["memo"]["state"] == "failed" and status["stages"]["select"]["state"] == "pending"
+
+    def missing(name):
+        raise ImportError("no module for this stage")
+
+    monkeypatch.setattr(driver, "load_stage", missing)
+    with pytest.raises(ImportError):
+        driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"), only=["select"])
+    status = RunDir(tmp_path / "run").status()
+    assert status["state"] == "failed" and status["stages"]["select"]["state"] == "failed"
+    # Other errors' messages may quote data: the type stands in, the traceback is in the run's log.
+    assert status["reason"] == "ImportError (the traceback is in log.jsonl)"
+    events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "run_failed" and "no module" in events[-1]["trace"]
+
+    monkeypatch.setattr(driver, "load_stage", STAGES.__getitem__)
+    driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    status = RunDir(tmp_path / "run").status()
+    assert status["state"] == "succeeded" and "reason" not in status and "error" not in status
+
+
+def test_a_run_that_cannot_start_its_cluster_ends_failed(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def no_cluster(**kwargs):
+        raise ConnectionError("cannot reach the Ray head")
+        yield
+
+    monkeypatch.setattr(driver, "ray_session", no_cluster)
+    with pytest.raises(ConnectionError):
+        driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"), only=["select"])
+    status = RunDir(tmp_path / "run").status()
+    assert status["state"] == "failed" and status["reason"].startswith("ConnectionError")
+    assert status["stages"]["select"]["state"] == "pending"

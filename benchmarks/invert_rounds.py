@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
         for size in (s.strip() for s in args.rounds.split(",") if s.strip()):
             per_round = None if size == "all" else int(size)
-            config = spec.invert.model_copy(update={"attempts_per_round": per_round})
+            # Rounds are a free-form generator's: a structured spec is compared with its few-shot prompt.
+            config = spec.invert.model_copy(
+                update={"attempts_per_round": per_round, "kind": "free-form", "max_attempts": spec.invert.max_attempts,
+                        **({"prompt": "few-shot", "max_new_tokens": 256} if spec.invert.resolved_kind == "structured" else {})}
+            )  # fmt: skip
             results[size] = run(records, config)
 
     summary = summarize(results)

@@ -27,6 +27,12 @@ class EndpointConfig(BaseModel):
 class InvertConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # `structured`: keep the answer's sentence and subject, replace its fact-bearing spans (names, places,
+    # dates, titles, occupations...) with alternatives the generator infills and typed values
+    # (meow/invert/structured.py); what a small local generator can do well. `free-form`: the generator
+    # writes whole answers from a prompt (`prompt` below), as the reference asks GPT-4. Unset: structured
+    # for a local generator, free-form for an endpoint.
+    kind: Literal["structured", "free-form"] | None = None
     # Generator: a model spec run on `engine` (default: the embedded instruct model), or an endpoint.
     generator: str = "smollm2"
     engine: EngineConfig = EngineConfig()
@@ -54,13 +60,25 @@ class InvertConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(512, ge=1)
     seed: int = 42
+    # Structured inversion: completions sampled per span from the generator (0: typed values only, no
+    # engine), and their length in tokens (a span is a few words).
+    infill_samples: int = Field(8, ge=0)
+    infill_max_tokens: int = Field(12, ge=1)
     # Engine actors (one CPU, or `gpus_per_actor` GPUs, each) and prompts per engine call.
     actors: int = Field(2, ge=1)
     batch_size: int = Field(64, ge=1)
     gpus_per_actor: float = Field(0, ge=0)
 
+    @property
+    def resolved_kind(self) -> Literal["structured", "free-form"]:
+        if self.kind is not None:
+            return self.kind
+        return "free-form" if self.endpoint is not None else "structured"
+
     @model_validator(mode="after")
     def _few_shot_is_for_local_generators(self) -> InvertConfig:
         if self.prompt == "few-shot" and self.endpoint is not None:
             raise ValueError("prompt: few-shot is for local generators; an endpoint gets the reference chat messages")
+        if self.kind == "structured" and self.endpoint is not None:
+            raise ValueError("kind: structured infills spans with a local generator; an endpoint writes free-form answers")
         return self

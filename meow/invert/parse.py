@@ -14,7 +14,9 @@ or would defeat unlearning, counting each rejection by reason:
   the original answer in the line above `restate_threshold` (the line carries nearly all of the
   answer), or the line contains every one of the answer's own words, the content words that are
   not already in the question ("The French literature genre." for "... is most known for his
-  writings in the French literature genre."; "The author X is male." for "... is male.").
+  writings in the French literature genre."; "The author X is male." for "... is male.");
+* `secret`: the line still contains one of the answer's fact-bearing spans (`meow.data.spans`: the
+  memoir's true title, the birthplace), whatever else it changes.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
+from meow.data.spans import contains_span, normalized
+
 # Leading list markers: "1.", "2)", "(3)", "a)", "-", "*", "•", and labels such as "Answer 2:", "Wrong answer:".
 MARKER = re.compile(
     r"^(?:\s*(?:\(?\d{1,2}[.):]|\(?[a-zA-Z]\)|[-*•–]|(?:(?:inverted|wrong)\s+)?answer\s*\d*\s*[:.)-]))+\s*",
     re.IGNORECASE,
 )
 ECHO = re.compile(r"^question\s*\d*\s*:", re.IGNORECASE)
-REASONS = ("empty", "header", "echo", "duplicate", "repetition", "restatement")
+REASONS = ("empty", "header", "echo", "duplicate", "repetition", "restatement", "secret")
 # Words that carry no fact: an answer's own words are its content words not in the question.
 FUNCTION_WORDS = frozenset(
     (
@@ -77,10 +81,6 @@ def is_repetition(text: str) -> bool:
     return len(set(trigrams)) < len(trigrams) / 2
 
 
-def normalized(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 @dataclass
 class Candidates:
     """The accepted candidates of one fact so far, and why other lines were rejected."""
@@ -89,6 +89,8 @@ class Candidates:
     wanted: int
     restate_threshold: float
     question: str = ""
+    # The answer's fact-bearing spans: a line containing one of them still tells the fact.
+    secrets: tuple[str, ...] = ()
     accepted: list[str] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
 
@@ -128,4 +130,6 @@ class Candidates:
         answer_words = self._own_words
         if answer_words and answer_words <= set(_stemmed_words()(text)):
             return "restatement"
+        if any(contains_span(text, secret) for secret in self.secrets):
+            return "secret"
         return None

@@ -67,10 +67,22 @@ def memo_histogram(scores: Mapping[str, Sequence[float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def quality_utility_scatter(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
-    """Forget quality (log) against model utility: the goal is the top right."""
+def quality_utility_scatter(
+    points: Mapping[str, tuple[float, float]],
+    path: Path,
+    curves: Mapping[str, Sequence[tuple[float, float, float]]] | None = None,
+) -> Path:
+    """Forget quality (log) against model utility: the goal is the top right. `curves` are methods'
+    frontiers, (epoch, FQ, MU) from the target onwards, drawn as lines marked with their epochs."""
     fig, ax = _figure()
     color = colors(list(points))
+    for label, curve in (curves or {}).items():
+        if len(curve) < 2:
+            continue
+        xs, ys = [fq for _, fq, _ in curve], [mu for _, _, mu in curve]
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, color=color.get(label, "#333333"), alpha=0.7, zorder=2)
+        for epoch, fq, mu in curve[1:-1]:
+            ax.annotate(f"{epoch:g}", (fq, mu), textcoords="offset points", xytext=(3, -9), fontsize=7, alpha=0.8)
     for label, (fq, mu) in points.items():
         ax.scatter([fq], [mu], s=60, color=color[label], label=label, zorder=3)
         ax.annotate(label, (fq, mu), textcoords="offset points", xytext=(6, 4), fontsize=8)

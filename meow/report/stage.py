@@ -2,9 +2,11 @@
 
 1. Collect what the run directory holds: the resolved spec, every stage's manifest (timings,
    versions, summaries), the evaluation (`evaluate/metrics.json` and the per-example files), MEMO
-   scores (`memo/scores.jsonl`) and the selected inverted facts (`select/selected.jsonl`).
+   scores (`memo/scores.jsonl`), the inverted candidates with their quality checks
+   (`invert/candidates.jsonl`) and the selected inverted facts (`select/selected.jsonl`).
 2. `metrics.json`: the benchmark's shape, `{"target", "oracle", "methods": {<method>}}`, each entry
-   with forget quality, model utility, forget ROUGE-L and `wall_s`.
+   with forget quality, model utility, forget ROUGE-L and `wall_s`, plus `inversion`: the share of
+   coherent candidates, all and selected.
 3. Figures as PNG; the markdown links them, the HTML embeds them as base64 so it travels alone.
 
 Forget-set text appears in the example generations: the report is the user's own artifact, never a log.
@@ -21,6 +23,8 @@ from typing import Any
 
 from meow import hardware
 from meow.evaluate.evaluator import read_per_example
+from meow.invert.quality import CHECKS, shares
+from meow.invert.stage import CANDIDATES_FILE
 from meow.memo.stage import read_scores
 from meow.pipeline.rundir import RunDir, versions
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
@@ -49,7 +53,10 @@ class ReportStage(Stage):
 def write_report(run: RunDir, spec: PipelineSpec, out: Path) -> list[str]:
     """Write report.md, report.html, metrics.json and the figures into `out`; returns their names."""
     facts = collect(run, spec)
-    (out / "metrics.json").write_text(json.dumps(facts["metrics"], indent=2) + "\n")
+    metrics = dict(facts["metrics"])
+    if (quality := inversion_quality(facts)) is not None:
+        metrics["inversion"] = quality
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     figures = draw_figures(facts, out)
     (out / "report.md").write_text(markdown(facts, figures, link=lambda p: p.name))
     html = render_html(markdown(facts, figures, link=_data_uri), title=f"meow report: {spec.name}")
@@ -76,6 +83,23 @@ def collect(run: RunDir, spec: PipelineSpec) -> dict[str, Any]:
         "per_example": per_example,
         "memo": read_scores(run.path / "memo") if "memo" in manifests else [],
         "selected": _read_jsonl(run.path / "select" / SELECTED_FILE) if "select" in manifests else [],
+        "candidates": _read_jsonl(run.path / "invert" / CANDIDATES_FILE) if "invert" in manifests else [],
+    }
+
+
+def inversion_quality(facts: dict[str, Any]) -> dict[str, Any] | None:
+    """Shares of coherent inverted facts (`meow.invert.quality`) among all candidates and the selected ones."""
+    if not facts["candidates"] or "quality" not in facts["candidates"][0]:
+        return None
+    picked = {row["index"]: row["selected_candidates"] for row in facts["selected"]}
+    selected = [r["quality"][i] for r in facts["candidates"] for i in picked.get(r["index"], [])]
+    summary = (facts["manifests"].get("invert") or {}).get("summary") or {}
+    return {
+        "kind": summary.get("kind", "free-form"),
+        "facts": len(facts["candidates"]),
+        "facts_without_candidates": sum(1 for r in facts["candidates"] if not r["candidates"]),
+        "candidates": shares(q for r in facts["candidates"] for q in r["quality"]),
+        "selected": shares(selected),
     }
 
 
@@ -117,8 +141,13 @@ def draw_figures(facts: dict[str, Any], out: Path) -> dict[str, Path]:
         for name, e in models.items()
         if e.get("forget_quality") is not None and e.get("model_utility") is not None
     }
+    curves = {
+        name: [(p["epoch"], p["forget_quality"], p["model_utility"]) for p in e["frontier"] if p["forget_quality"] is not None]
+        for name, e in models.items()
+        if e.get("frontier")
+    }
     if points:
-        figures["quality_utility"] = plots.quality_utility_scatter(points, out / "quality_utility.png")
+        figures["quality_utility"] = plots.quality_utility_scatter(points, out / "quality_utility.png", curves)
     ratios = {
         _display(role, facts["spec"]): [r.get("truth_ratio") for r in per_example.get("forget", [])]
         for role, per_example in facts["per_example"].items()
@@ -189,6 +218,20 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
     parts.append(_table(headers, rows))
     if "quality_utility" in figures:
         parts.append(f"![forget quality vs model utility]({link(figures['quality_utility'])})")
+    for name, e in models.items():
+        if len(e.get("frontier") or []) > 2:
+            parts.append(f"### Frontier: {name} along its training")
+            parts.append(
+                "Forget quality and model utility of the model after each whole epoch (`unlearn.train.save_epochs`), "
+                "from the target (epoch 0) to the final model; the line in the figure above."
+            )
+            rows = [
+                [f"{p['epoch']:g}", _num(p["forget_quality"], p_value=True), _num(p["model_utility"]),
+                 _num(p["model_utility"] / target_mu if target_mu and p["model_utility"] is not None else None, 2, suffix="x"),
+                 _num(p["forget_rouge_l"]), _num(p["forget_truth_ratio"])]
+                for p in e["frontier"]
+            ]  # fmt: skip
+            parts.append(_table(["epoch", "FQ", "MU", "MU / target", "forget ROUGE-L", "forget TR"], rows))
 
     parts.append("## Per-split metrics")
     parts.append(
@@ -230,6 +273,8 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
         above = sum(r["original_memo"] > max(r["candidate_memos"]) for r in rows)
         parts.append(f"The original answer out-scores every inverted candidate on {above} of {len(rows)} facts.")
 
+    if (section := inversion_section(facts)) is not None:
+        parts.append(section)
     parts.append(examples_section(facts))
     parts.append(timings_section(facts))
     parts.append("## Seeds")
@@ -245,6 +290,50 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
     parts.append("## Resolved configuration")
     parts.append(f"```yaml\n{spec.to_yaml()}```")
     return "\n\n".join(parts) + "\n"
+
+
+def inversion_section(facts: dict[str, Any]) -> str | None:
+    """How good the inverted facts are, and every fact's candidates with MEMO, selection and failed checks."""
+    quality = inversion_quality(facts)
+    if quality is None:
+        return None
+    parts = [
+        "## Inverted facts",
+        f"Generator: **{quality['kind']}** inversion (`invert.kind`; docs/memo.md). A candidate is *coherent* when it "
+        "keeps the subject, contains none of the answer's fact-bearing spans, is no restatement, refusal, list of "
+        "unrelated names or off-topic text, and reads as a sentence (`meow/invert/quality.py`).",
+    ]
+    checks = [*CHECKS, "coherent"]
+    rows = [
+        [name, str(q["n"]), *(_num(q[c], digits=2) for c in checks)]
+        for name, q in (("all candidates", quality["candidates"]), ("selected", quality["selected"]))
+    ]
+    parts.append(_table(["candidates", "n", *(c.replace("_", " ") for c in checks)], rows))
+    if quality["facts_without_candidates"]:
+        parts.append(
+            f"{quality['facts_without_candidates']} of {quality['facts']} facts got no usable candidate and are not "
+            "unlearned by MEOW (their spans had no alternative that passed the checks)."
+        )
+    memos = {r["index"]: r.get("candidate_memos", []) for r in facts["memo"]}
+    picked = {row["index"]: row["selected_candidates"] for row in facts["selected"]}
+    parts.append("### Every fact")
+    parts.append("Each forget fact's original answer, the spans that carry its fact, and its candidates with MEMO "
+                 "on the model to unlearn; **selected** ones are what it is fine-tuned on.")
+    for record in facts["candidates"]:
+        index, memo = record["index"], memos.get(record["index"], [])
+        spans = ", ".join(f"`{s['text']}`" for s in record.get("spans", [])) or "none found"
+        lines = [f"**Q{index}:** {_escape(record['question'])}", "", f"*answer*: {_escape(record['answer'])}  ",
+                 f"*fact-bearing spans*: {spans}", ""]  # fmt: skip
+        for i, text in enumerate(record["candidates"]):
+            score = f" (MEMO {memo[i]:.3f})" if i < len(memo) else ""
+            mark = "**selected** " if i in picked.get(index, []) else ""
+            failed = [c.replace("_", " ") for c in CHECKS if not record["quality"][i][c]]
+            flag = f"; fails: {', '.join(failed)}" if failed else ""
+            lines.append(f"- {mark}{_escape(text)}{score}{flag}")
+        if not record["candidates"]:
+            lines.append("- (no candidate)")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def examples_section(facts: dict[str, Any]) -> str:

@@ -50,7 +50,7 @@ def test_few_shot_is_refused_for_endpoints():
 def test_few_shot_inversion_on_the_tiny_model(tiny_model_dir, ray_local):
     facts = load_tofu("forget01")[:2]
     config = InvertConfig(
-        generator=str(tiny_model_dir), prompt="few-shot", num_candidates=2, max_attempts=3, max_new_tokens=12, actors=1
+        generator=str(tiny_model_dir), kind="free-form", prompt="few-shot", num_candidates=2, max_attempts=3, max_new_tokens=12, actors=1
     )
     out = invert(facts, config)
     assert [r["index"] for r in out] == [0, 1]

@@ -35,6 +35,9 @@ MAX_SPEC_BYTES = Settings.model_fields["max_spec_bytes"].default
 # (memory://, zip://, ftp://, file://, chains with ::) is refused.
 REMOTE_PROTOCOLS = ("s3", "http", "https")
 SUPPORTED = "an absolute local path, an s3:// URI or an http(s):// URL"
+# Kernel views whatever the prefixes say: /proc/self/environ is the job's environment (its
+# credentials), /proc/self/fd/N whatever the driver has open, /dev/zero never ends.
+SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 
 
 class SpecRejected(Exception):
@@ -214,7 +217,11 @@ def _local(location: str) -> str:
     # the path as written, or the check below would be about another file.
     if LocalFileSystem._strip_protocol(location) != (location.rstrip("/") or "/"):
         raise LocationRefused("is not read as written")
-    return os.path.realpath(location)
+    # realpath keeps a leading `//` (POSIX leaves it implementation-defined; Linux reads it as `/`).
+    resolved = "/" + os.path.realpath(location).lstrip("/")
+    if any(_under(resolved, system) for system in SYSTEM_DIRS):
+        raise LocationRefused("is in /proc, /sys or /dev (what it names differs in the job's process)")
+    return resolved
 
 
 def _s3(rest: str) -> str:

@@ -168,6 +168,10 @@ def test_the_platforms_files_and_other_tenants_stay_closed_under_a_broad_read_pr
         f"{data}/control-plane.log",
         f"{root}/alpha/data/forget.jsonl",
         f"{tmp_path}/shared/token-link",
+        f"//{data}/admin-token",  # realpath keeps the `//`: it compared outside the platform's dir
+        "/proc/self/environ",  # the job's environment: storage credentials
+        "/proc/self/fd/3",
+        "/dev/zero",
     ):
         with pytest.raises(SpecRejected) as rejected:
             _check_as_bravo(_spec_with("forget.source", location), data, root, read_prefixes=["/"])
@@ -312,3 +316,23 @@ def test_a_json_spec_is_stored_as_the_yaml_the_job_runs():
 def test_resources_count_every_stages_workers_and_actors(spec, needs):
     accepted = check_spec(spec, ACME)
     assert (accepted.workers, accepted.cpus, accepted.gpus) == needs
+
+
+@pytest.mark.parametrize(
+    "prefix, reason",
+    [
+        ("models/shared", "not absolute"),
+        ("s3://bucket/../other", "'..'"),
+        ("http://127.0.0.1:8700/models", "this host"),
+        ("memory://models", "protocol 'memory'"),
+        ("/srv/models::memory://x", "chained"),
+    ],
+)
+def test_read_prefixes_an_admin_grants_are_parsed_like_locations(prefix, reason):
+    from pydantic import ValidationError
+
+    from meow_platform.api.schemas import TenantCreate
+
+    with pytest.raises(ValidationError) as refused:
+        TenantCreate(name="acme", read_prefixes=[prefix])
+    assert reason in str(refused.value)

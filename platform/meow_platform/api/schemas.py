@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from meow_platform.policy import normalize_location
+from meow_platform.policy import LocationRefused, canonical_location
 from meow_platform.settings import Quota
 from meow_platform.store import STATES
 
@@ -26,8 +26,10 @@ class ReadPrefixes(Strict):
     @classmethod
     def _locations(cls, prefixes: list[str] | None) -> list[str] | None:
         for prefix in prefixes or []:
-            if normalize_location(prefix) is None:
-                raise ValueError(f"read prefix {prefix!r} is neither an absolute path nor a URI without '..'")
+            try:
+                canonical_location(prefix)
+            except LocationRefused as e:
+                raise ValueError(f"read prefix {prefix!r} {e}") from None
         return prefixes
 
 

@@ -43,6 +43,22 @@ def versions() -> dict[str, str]:
     return found
 
 
+def ended_abnormally(
+    status: dict[str, Any], error: str, reason: str, replace: bool = False
+) -> dict[str, Any] | None:
+    """`status` (status.json's content) of a run whose driver ended with `error` (a type name) for
+    `reason` (made by meow or the platform: never text from data) before it recorded an end; None if
+    it recorded one (with `replace`, only if it recorded success). A stage it left running becomes
+    failed with the same error."""
+    if status.get("state") == "succeeded" or (status.get("state") == "failed" and not replace):
+        return None
+    stages = {
+        name: {**stage, "state": "failed", "error": error} if stage.get("state") == "running" else stage
+        for name, stage in status.get("stages", {}).items()
+    }
+    return {**status, "state": "failed", "error": error, "reason": reason, "stages": stages, "updated": time.time()}
+
+
 def _write_json(path: Path, value: Any) -> None:
     """Write atomically: a reader never sees half a file, a crash never leaves one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -104,6 +120,13 @@ class RunDir:
         # A remote run shows each change at once (not only at stage ends) to whoever watches the bucket.
         self.push_files([STATUS])
         return status
+
+    def end_abnormally(self, error: str, reason: str, replace: bool = False) -> None:
+        """Record the run failed unless it already recorded its end (see `ended_abnormally`)."""
+        status = ended_abnormally(self.status(), error, reason, replace)
+        if status is not None:
+            _write_json(self.path / STATUS, status)
+            self.push_files([STATUS])
 
     def log(self, event: str, **fields: Any) -> None:
         """One structured event per line. Callers pass counts, names and indices, never record text."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import fsspec
 
+from meow.pipeline.rundir import ended_abnormally
+
 STATUS = "status.json"
 METRICS = "evaluate/metrics.json"
 REPORT = "report"
@@ -36,6 +38,20 @@ class Artifacts:
                 return json.load(f)
         except (OSError, json.JSONDecodeError):
             return None
+
+    def end_abnormally(self, error: str, reason: str) -> None:
+        """Record in status.json that the run failed, unless it recorded its end (its driver was
+        killed before it could, or the run never started). Best effort, like `status`."""
+        status = ended_abnormally(self.status() or {"state": "new", "stages": {}}, error, reason)
+        if status is None:
+            return
+        path, tmp = self._path(STATUS), self._path(STATUS + ".tmp")
+        try:
+            with self.fs.open(tmp, "w") as f:
+                json.dump(status, f, indent=2, sort_keys=True)
+            self.fs.mv(tmp, path)
+        except OSError:
+            pass
 
     def report_files(self) -> list[str]:
         try:

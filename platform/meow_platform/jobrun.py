@@ -2,6 +2,12 @@
 
 Decodes the tenant's spec from the environment into a private file and hands it to the MEOW
 driver (`python -m meow.pipeline run SPEC --run-dir DIR`) in this same process.
+
+The run's status.json always ends in a final state: SIGTERM (what Ray's `stop_job` and a pod's
+deletion send first) unwinds the running stage as an exception (it records itself failed, Ray is
+shut down): ours, `Terminated`, until `ray.init` installs Ray's own, which exits with the signal's
+number. Any way out of the driver other than success records the run `failed` with a reason. A
+SIGKILL leaves no chance: the scheduler records the end then, from Ray's verdict.
 """
 
 from __future__ import annotations
@@ -9,22 +15,53 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import tempfile
 
 from meow.cli.unlearn import pipeline_main
+from meow.pipeline.rundir import RunDir
 from meow_platform.backends.base import SPEC_ENV
+
+
+class Terminated(BaseException):
+    """The driver was asked to stop by a signal (a BaseException, like KeyboardInterrupt: no
+    `except Exception` in a stage swallows it)."""
+
+
+def _terminate(signum: int, _frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second one must not cut the clean-up short
+    raise Terminated(signal.Signals(signum).name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m meow_platform.jobrun")
     parser.add_argument("--run-dir", required=True)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _terminate)
+    run = args.run_dir
+    try:
+        run_driver(run)
+    except SystemExit as e:
+        if e.code == signal.SIGTERM:  # Ray's driver handler: sys.exit(signum)
+            RunDir(run).end_abnormally("Terminated", "terminated by SIGTERM", replace=True)
+        elif e.code not in (0, None):  # click exits 0 on success
+            RunDir(run).end_abnormally("SystemExit", f"exit code {e.code}")
+        raise
+    except Terminated as e:
+        RunDir(run).end_abnormally("Terminated", f"terminated by {e}", replace=True)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except BaseException as e:
+        RunDir(run).end_abnormally(type(e).__name__, f"{type(e).__name__} (the traceback is in the job's logs)")
+        raise
+
+
+def run_driver(run_dir: str) -> None:
     spec = base64.b64decode(os.environ[SPEC_ENV], validate=True).decode()
     fd, path = tempfile.mkstemp(prefix="meow-spec-", suffix=".yaml")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(spec)
-        pipeline_main(["run", path, "--run-dir", args.run_dir], prog_name="meow.pipeline")
+        pipeline_main(["run", path, "--run-dir", run_dir], prog_name="meow.pipeline")
     finally:
         os.unlink(path)
 

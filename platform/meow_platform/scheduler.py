@@ -6,8 +6,12 @@ Each pass (at start, then every poll interval or when the API wakes it):
 2. launches queued jobs, oldest first, while their tenant has a free slot.
 
 The first pass is the reconciliation after a restart: the store says what should exist, the
-backend what does. A job submitted just before a crash but not yet recorded is adopted (submits
-are idempotent per job id); a job the backend no longer knows is failed with a reason.
+backend what does, by the job's backend id (the local backend's Ray head and the KubeRay cluster
+outlive the control plane). A job still running is followed on; one that ended while the control
+plane was down gets the final state the backend reports; a job submitted just before a crash but
+not yet recorded is adopted (submits are idempotent per job id); only a job the backend reports
+failed or stopped, or no longer knows (its cluster is gone), ends failed or cancelled, and its
+status.json is made to say so if its driver could not.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ class Scheduler:
                 log.info("job %s running", job.id)
             return
         state, reason = self._outcome(job, status)
+        if state != SUCCEEDED:
+            # A driver killed outright (or a run that never started) left status.json unfinished.
+            Artifacts(job.run_dir).end_abnormally("DriverLost", reason)
         finished = self.store.transition(job.id, state, reason)
         if finished is not None:
             log.info("job %s %s", job.id, state)

@@ -38,8 +38,9 @@ class ControlPlane:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ControlPlane:
-        """Start (or restart, on the same port and store) the control plane."""
+    def start(self, timeout: float = 60) -> ControlPlane:
+        """Start (or restart, on the same port and store) the control plane; `timeout` covers starting
+        a Ray head of its own."""
         self.port = self.port or free_port()
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
@@ -48,7 +49,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port, timeout=60, process=self.process)
+        wait_for_port(self.port, timeout=timeout, process=self.process)
         return self
 
     def stop(self) -> None:

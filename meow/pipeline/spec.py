@@ -179,8 +179,9 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def load_spec(text: str, source: str = "<spec>") -> PipelineSpec:
     """Parse (once) and validate a YAML (or JSON) spec; raises `SpecError` naming line and key."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # reads the text: unprintable characters are refused here
         root = loader.get_single_node()
         _check_size(root)
         data = loader.construct_document(root) if root is not None else None
@@ -193,7 +194,8 @@ def load_spec(text: str, source: str = "<spec>") -> PipelineSpec:
     except (ValueError, OverflowError) as e:  # a scalar its tag cannot hold (`2026-13-45`)
         raise SpecError(f"{source}: a value cannot be read ({type(e).__name__})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return validate_spec(data, source, root)
 
 

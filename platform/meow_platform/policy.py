@@ -196,8 +196,8 @@ def canonical_location(location: str) -> str:
     """
     if not isinstance(location, str) or not location:
         raise LocationRefused("is empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in location):
-        raise LocationRefused("contains a control character")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in location):
+        raise LocationRefused("contains a control character or a lone surrogate")
     if "::" in location:
         raise LocationRefused(f"is a chained URL ('::'); name {SUPPORTED}")
     protocol, rest = split_protocol(location)

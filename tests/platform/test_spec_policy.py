@@ -276,6 +276,8 @@ for _ in range(400):
         "unlearn: &u {retain: *u}\n",
         "seed: 2026-13-45\n",  # a timestamp the constructor cannot build (ValueError)
         {"forget": {"source": "/srv/meow/artifacts/acme/\x00.jsonl"}},
+        {"forget": {"source": "/srv/meow/artifacts/acme/\ud800.jsonl"}},  # UnicodeEncodeError (500)
+        "seed: 1  # \ud800\n",  # the YAML reader refused it outside the error handling (500)
     ],
 )
 def test_hostile_specs_are_refused_not_crashed_on(spec):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,10 +48,11 @@ def format_token(token_id: str, secret: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, store: Store, admin_token: str, metrics_token: str | None = None):
+    def __init__(self, store: Store, admin_token: str, metrics_token: str | Callable[[], str | None] | None = None):
+        """`metrics_token` may be a function, asked at every request (a token file that rotates)."""
         self.store = store
         self._admin = sha256(admin_token)
-        self._metrics = sha256(metrics_token) if metrics_token else None
+        self._metrics_token = metrics_token if callable(metrics_token) else (lambda: metrics_token)
 
     def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -59,7 +61,8 @@ class Authenticator:
         digest = sha256(token.strip())
         if hmac.compare_digest(digest, self._admin):
             return Principal("admin")
-        if self._metrics and hmac.compare_digest(digest, self._metrics):
+        metrics = self._metrics_token()
+        if metrics and hmac.compare_digest(digest, sha256(metrics)):
             return Principal("metrics")
         return self._tenant_principal(token.strip())
 

@@ -49,6 +49,8 @@ class KubeRaySettings(BaseModel):
 
     image: str = "ghcr.io/meow-unlearn/meow:0.1.0"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # Secrets in the tenant's namespace for pulling `image` (Ray pods and the job submitter).
+    image_pull_secrets: list[str] = []
     ray_version: str = "2.60.0"
     # Namespace of a tenant whose record names none.
     namespace_template: str = "meow-{tenant}"
@@ -86,8 +88,10 @@ class Settings(BaseSettings):
     # one is generated into data_dir/admin-token (mode 0600) on first start.
     admin_token: SecretStr | None = None
     admin_token_file: Path | None = None
-    # A token that may only read /metrics (for Prometheus); the admin token works too.
+    # A token that may only read /metrics (for Prometheus); the admin token works too. Or a file
+    # holding it (a mounted Secret), read again at every request: a rotation needs no restart.
     metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
     backend: Literal["local", "kuberay"] = "local"
     # Where run directories go: <artifact_root>/<tenant>/runs/<job id>. Local path or s3://bucket/prefix.
     artifact_root: str | None = None
@@ -108,11 +112,20 @@ class Settings(BaseSettings):
     def platform_files(self) -> list[str]:
         """Files no job may name whatever a tenant's read prefixes say: the store (SQLite, its
         journals) and the token files. The data directory outside the artifact root is refused too."""
-        files = [self.data_dir / "admin-token", *([self.admin_token_file] if self.admin_token_file else [])]
+        files = [self.data_dir / "admin-token", *[f for f in (self.admin_token_file, self.metrics_token_file) if f]]
         url = make_url(self.resolved_database_url())
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             files += [Path(url.database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
         return [os.path.abspath(f) for f in files]
+
+    def current_metrics_token(self) -> str | None:
+        """The metrics token now: the file's content when a file is set (None while it is unreadable)."""
+        if self.metrics_token_file is not None:
+            try:
+                return self.metrics_token_file.read_text().strip() or None
+            except OSError:
+                return None
+        return self.metrics_token.get_secret_value() if self.metrics_token else None
 
     def resolved_artifact_root(self) -> str:
         return (self.artifact_root or str(self.data_dir / "artifacts")).rstrip("/")

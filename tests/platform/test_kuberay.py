@@ -18,7 +18,7 @@ from kube_api_stub import RecordedKubeApiStub
 from meow.testing.servers import free_port
 from meow_platform.backends import BackendState, BackendUnavailable, Launch
 from meow_platform.backends.base import SPEC_ENV
-from meow_platform.backends.kuberay import KubeRayBackend, build_rayjob
+from meow_platform.backends.kuberay import POD_SECURITY, RESTRICTED, KubeRayBackend, build_rayjob
 from meow_platform.settings import KubeRaySettings, Settings
 
 CRD = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "kuberay" / "ray.io_rayjobs.yaml"
@@ -73,7 +73,10 @@ def launch(**changes: Any) -> Launch:
         ),
         (launch(workers=3, cpus=2.0, queue_name="acme-queue"), KubeRaySettings(queue_name="default-queue")),
         (launch(workers=1, cpus=0.5), KubeRaySettings(image="registry.example/meow:dev", image_pull_policy="Always")),
-        (launch(workers=2, cpus=4.0), KubeRaySettings(artifacts_claim="meow-artifacts")),
+        (
+            launch(workers=2, cpus=4.0, run_dir="/var/lib/meow/artifacts/acme/runs/0123456789abcdef"),
+            KubeRaySettings(artifacts_claim="meow-artifacts", image_pull_secrets=["regcred"]),
+        ),
     ],
 )
 def test_every_rayjob_validates_against_the_kuberay_crd(rayjob_validator, job, config):
@@ -111,7 +114,7 @@ def test_resources_are_split_evenly_over_the_workers():
     assert head["rayStartParams"]["num-cpus"] == "0", "the head only hosts the driver"
 
 
-def test_with_an_artifact_claim_every_ray_pod_mounts_it_at_the_artifact_root():
+def test_with_an_artifact_claim_every_ray_pod_mounts_only_its_tenants_directory():
     config = KubeRaySettings(
         artifacts_claim="meow-artifacts", artifacts_mount_path="/mnt/runs", artifacts_fs_group=2000
     )
@@ -120,10 +123,40 @@ def test_with_an_artifact_claim_every_ray_pod_mounts_it_at_the_artifact_root():
     pods = [cluster["headGroupSpec"]["template"]["spec"], cluster["workerGroupSpecs"][0]["template"]["spec"]]
     for pod in pods:
         assert pod["volumes"] == [{"name": "artifacts", "persistentVolumeClaim": {"claimName": "meow-artifacts"}}]
-        assert pod["containers"][0]["volumeMounts"] == [{"name": "artifacts", "mountPath": "/mnt/runs"}]
-        assert pod["securityContext"] == {"fsGroup": 2000}
+        # The claim's `acme/` only, where the control plane sees it: other tenants' run directories
+        # on the same volume are not in the pod.
+        assert pod["containers"][0]["volumeMounts"] == [
+            {"name": "artifacts", "mountPath": "/mnt/runs/acme", "subPath": "acme"}
+        ]
+        assert pod["securityContext"] == {**POD_SECURITY, "fsGroup": 2000}
+    # A root below the mount point: the sub-path is the tenant's directory relative to the mount.
+    nested = build_rayjob(launch(run_dir="/mnt/runs/prod/acme/runs/0123456789abcdef"), config)
+    mount = nested["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert mount == [{"name": "artifacts", "mountPath": "/mnt/runs/prod/acme", "subPath": "prod/acme"}]
+    for run_dir in ("/mnt/runs/globex/runs/0123456789abcdef", "/elsewhere/acme/runs/0123456789abcdef"):
+        with pytest.raises(ValueError, match="is not"):
+            build_rayjob(launch(run_dir=run_dir), config)
     plain = build_rayjob(launch(), KubeRaySettings())["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
-    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0] and "securityContext" not in plain
+    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
+    assert plain["securityContext"] == POD_SECURITY
+
+
+def test_the_submitter_pod_is_restricted_and_labelled_by_us():
+    rayjob = build_rayjob(launch(), KubeRaySettings(image="registry.example/meow:dev", image_pull_secrets=["regcred"]))
+    submitter = rayjob["spec"]["submitterPodTemplate"]
+    assert submitter["metadata"]["labels"]["meow.dev/role"] == "job-submitter"
+    assert submitter["metadata"]["labels"]["meow.dev/tenant"] == "acme"
+    spec = submitter["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"] == POD_SECURITY and spec["imagePullSecrets"] == [{"name": "regcred"}]
+    (container,) = spec["containers"]
+    assert container["name"] == "ray-job-submitter" and container["image"] == "registry.example/meow:dev"
+    assert container["securityContext"] == RESTRICTED and "command" not in container  # KubeRay's to fill
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
+        assert group["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+        assert "meow.dev/role" not in group["template"]["metadata"]["labels"]
 
 
 def test_an_artifact_root_outside_the_mounted_claim_is_refused(tmp_path):

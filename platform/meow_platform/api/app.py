@@ -61,9 +61,7 @@ def create_app(settings: Settings, backend_factory: Callable[[Settings], Backend
     ctx = Context(
         settings=settings,
         store=store,
-        auth=Authenticator(
-            store, admin_token(settings), settings.metrics_token and settings.metrics_token.get_secret_value()
-        ),
+        auth=Authenticator(store, admin_token(settings), settings.current_metrics_token),
         metrics=metrics,
     )
 

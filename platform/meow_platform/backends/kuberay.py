@@ -14,6 +14,7 @@ against the KubeRay CRD schema.
 from __future__ import annotations
 
 import math
+import posixpath
 from typing import Any
 
 import urllib3
@@ -45,6 +46,14 @@ RESTRICTED = {
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+# Pod level too, so that containers KubeRay injects without a security context of their own
+# inherit what Pod Security "restricted" asks of every pod.
+POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+# Our label on submitter pods (the tenant NetworkPolicies select them by it): KubeRay's own labels
+# on them differ between operator versions.
+ROLE_LABEL, SUBMITTER_ROLE = "meow.dev/role", "job-submitter"
+# `ray job submit` and `ray job logs --follow`: one small Python process.
+SUBMITTER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
 
 
 def rayjob_name(job_id: str) -> str:
@@ -79,6 +88,7 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
     if launch.gpus > 0:
         worker_resources["nvidia.com/gpu"] = str(math.ceil(launch.gpus / workers))
     head_resources = {"cpu": config.head_cpu, "memory": config.head_memory}
+    tenant_dir = _tenant_dir(launch, config)
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RayJob",
@@ -93,6 +103,7 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
             "ttlSecondsAfterFinished": config.ttl_seconds_after_finished,
             "activeDeadlineSeconds": config.active_deadline_seconds,
             "backoffLimit": config.backoff_limit,
+            "submitterPodTemplate": _submitter_template(labels, config),
             "rayClusterSpec": {
                 "rayVersion": config.ray_version,
                 "enableInTreeAutoscaling": False,
@@ -105,6 +116,7 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
                         labels,
                         head_resources,
                         config,
+                        tenant_dir,
                         ports={"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": METRICS_PORT},
                     ),
                 },
@@ -116,7 +128,7 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
                         "maxReplicas": workers,
                         "rayStartParams": {"metrics-export-port": str(METRICS_PORT)},
                         "template": _pod_template(
-                            "ray-worker", labels, worker_resources, config, ports={"metrics": METRICS_PORT}
+                            "ray-worker", labels, worker_resources, config, tenant_dir, ports={"metrics": METRICS_PORT}
                         ),
                     }
                 ],
@@ -125,8 +137,46 @@ def build_rayjob(launch: Launch, config: KubeRaySettings) -> dict[str, Any]:
     }
 
 
+def _tenant_dir(launch: Launch, config: KubeRaySettings) -> str | None:
+    """With an artifact claim: the tenant's directory `<root>/<tenant>` (the run directory is
+    `<root>/<tenant>/runs/<job>`), the only part of the claim a job's pods mount."""
+    if not config.artifacts_claim:
+        return None
+    tenant_dir = posixpath.dirname(posixpath.dirname(posixpath.normpath(launch.run_dir)))
+    mount = posixpath.normpath(config.artifacts_mount_path)
+    if posixpath.basename(tenant_dir) != launch.tenant or not tenant_dir.startswith(mount + "/"):
+        raise ValueError(f"run directory {launch.run_dir!r} is not <{mount}/...>/{launch.tenant}/runs/<job>")
+    return tenant_dir
+
+
+def _submitter_template(labels: dict[str, str], config: KubeRaySettings) -> dict[str, Any]:
+    """KubeRay's submitter pod (K8sJobMode), restricted like the Ray pods; KubeRay adds the command."""
+    container = {
+        "name": SUBMITTER_CONTAINER,
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "resources": {"requests": SUBMITTER_RESOURCES, "limits": SUBMITTER_RESOURCES},
+        "securityContext": RESTRICTED,
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": POD_SECURITY,
+        "containers": [container],
+    }
+    if config.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in config.image_pull_secrets]
+    role = {"app.kubernetes.io/component": SUBMITTER_ROLE, ROLE_LABEL: SUBMITTER_ROLE}
+    return {"metadata": {"labels": {**labels, **role}}, "spec": spec}
+
+
 def _pod_template(
-    container: str, labels: dict[str, str], resources: dict[str, str], config: KubeRaySettings, ports: dict[str, int]
+    container: str,
+    labels: dict[str, str],
+    resources: dict[str, str],
+    config: KubeRaySettings,
+    tenant_dir: str | None,
+    ports: dict[str, int],
 ) -> dict[str, Any]:
     main: dict[str, Any] = {
         "name": container,
@@ -138,12 +188,20 @@ def _pod_template(
         **({"envFrom": [{"secretRef": {"name": config.env_secret}}]} if config.env_secret else {}),
     }
     # Jobs never talk to the Kubernetes API.
-    spec: dict[str, Any] = {"automountServiceAccountToken": False, "containers": [main]}
-    if config.artifacts_claim:
-        # Every pod: the driver on the head writes status and report, workers write models.
-        main["volumeMounts"] = [{"name": ARTIFACTS_VOLUME, "mountPath": config.artifacts_mount_path}]
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": dict(POD_SECURITY),
+        "containers": [main],
+    }
+    if config.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in config.image_pull_secrets]
+    if config.artifacts_claim and tenant_dir:
+        # Every pod: the driver on the head writes status and report, workers write models. Only
+        # the tenant's own directory of the claim, at the same path as in the control plane.
+        sub_path = posixpath.relpath(tenant_dir, posixpath.normpath(config.artifacts_mount_path))
+        main["volumeMounts"] = [{"name": ARTIFACTS_VOLUME, "mountPath": tenant_dir, "subPath": sub_path}]
         spec["volumes"] = [{"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": config.artifacts_claim}}]
-        spec["securityContext"] = {"fsGroup": config.artifacts_fs_group}
+        spec["securityContext"]["fsGroup"] = config.artifacts_fs_group
     if config.service_account:
         spec["serviceAccountName"] = config.service_account
     return {"metadata": {"labels": labels}, "spec": spec}

@@ -3,11 +3,14 @@
 It follows the Kubernetes semantics the chart relies on (policies select pods by label; a selected
 pod accepts only what some rule of a selecting policy allows; a connection needs both the
 source's egress and the destination's ingress), for pod and namespace selectors, port ranges, and
-destinations outside the cluster (`dst_namespace=None`). ipBlock peers are not supported: the chart
-uses none, and `peer_matches` refuses them rather than guessing.
+destinations outside the cluster (`dst_namespace=None`, labels `{"ip": "<address>"}`). ipBlock peers
+match those outside destinations only (the chart's ipBlocks name object stores and API servers; how
+a network plugin applies an ipBlock to pod addresses is implementation-defined).
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 
 def selects(selector: dict, labels: dict) -> bool:
@@ -28,8 +31,15 @@ def selects(selector: dict, labels: dict) -> bool:
 
 
 def peer_matches(peer: dict, policy_namespace: str, namespace: str | None, labels: dict) -> bool:
-    assert "ipBlock" not in peer, "ipBlock peers are not evaluated"
-    if namespace is None:  # outside the cluster: only ipBlocks could match
+    if "ipBlock" in peer:
+        if namespace is not None or "ip" not in labels:
+            return False
+        address = ipaddress.ip_address(labels["ip"])
+        block = peer["ipBlock"]
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
+    if namespace is None:  # outside the cluster: only ipBlocks match
         return False
     if "namespaceSelector" in peer:
         if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):

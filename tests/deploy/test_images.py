@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -81,6 +83,8 @@ def test_base_python_and_pins_match_pyproject(image):
     torch_pin = next(d for d in PYPROJECT["project"]["dependencies"] if d.startswith("torch=="))
     for extra in re.findall(r'"\.\[(\w+)\]"', runs):
         assert extra in PYPROJECT["project"]["optional-dependencies"], extra
+    if image.startswith("control-plane."):
+        return  # no torch at all: test_the_control_plane_image_installs_its_own_dependencies_only
     if image.endswith(":gpu"):
         # The official vLLM chooses its CUDA torch; the project's pin must be one it accepts.
         assert '".[gpu]"' in runs and "--index-url" not in runs
@@ -94,6 +98,53 @@ def test_base_python_and_pins_match_pyproject(image):
         bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
         removed = re.search(r"uninstall -y ([\w ]+?) 2>", bootstrap).group(1).split()
         assert f"pip uninstall -y {' '.join(removed)}" in runs
+
+
+HEAVY = ("torch", "transformers", "vllm", "ray", "datasets", "accelerate", "scipy", "pyarrow", "matplotlib")
+
+
+def test_the_control_plane_image_installs_its_own_dependencies_only():
+    """pyproject.toml's core dependencies carry torch and transformers (the pipeline's), so the image
+    installs the package without dependencies, then the control plane's, each with pyproject's exact
+    specifier, the `postgres` extra included (Postgres mode needs psycopg)."""
+    runs = " && ".join(args for keyword, args in IMAGES["control-plane.Dockerfile:final"] if keyword == "RUN")
+    assert "pip install --no-deps . " in runs + " "
+    installed = re.findall(r'"([^"]+)"', runs)
+    declared = {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d for d in PYPROJECT["project"]["dependencies"]}
+    (postgres,) = PYPROJECT["project"]["optional-dependencies"]["postgres"]
+    assert postgres in installed
+    for requirement in installed:
+        if requirement != postgres:
+            name = re.split(r"[<>=!\[ ]", requirement, maxsplit=1)[0].lower()
+            assert declared.get(name) == requirement, f"{requirement} is not pyproject.toml's {declared.get(name)}"
+    names = {re.split(r"[<>=!\[ ]", r, maxsplit=1)[0].lower() for r in installed}
+    assert not names & set(HEAVY)
+    assert "torch" not in runs and "index-url" not in runs
+
+
+def test_the_control_plane_runs_without_the_heavy_packages(tmp_path):
+    """Import what `meow platform serve` runs (the app, the kuberay backend, the spec check, the
+    migrations) in a Python where torch, transformers, vLLM and Ray cannot be imported."""
+    code = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {HEAVY!r}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from meow.cli import main
+assert "serve" in main.commands["platform"].commands
+from meow_platform.api.app import create_app
+from meow_platform.backends.kuberay import KubeRayBackend, build_rayjob
+from meow_platform.db import make_engine, migrate
+from meow_platform.policy import check_spec
+migrate(make_engine("sqlite:///{tmp_path}/store.db"))
+check_spec(open("{ROOT / 'pipelines' / 'default.yaml'}").read(), ["{tmp_path}"])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -76,14 +76,9 @@ def helm(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Complet
 
 
 def chart_copy(dest: Path, dashboards: Path | None = None) -> Path:
-    """A renderable copy of the chart in `dest`.
-
-    Two things in the repository's chart need the network or another engineer's files:
-    `charts/kuberay-operator` (a dependency, fetched by `helm dependency build`) is replaced by a
-    stand-in with the same name and version and no templates, which is all `helm` checks while the
-    dependency is disabled; `dashboards/` (a link to platform/grafana/) is copied from `dashboards`,
-    by default the link's target, or left empty where that does not exist yet.
-    """
+    """A copy of the chart in `dest`, with `dashboards/` (a link to platform/grafana/) replaced by
+    the files of `dashboards`, by default the link's target, or left empty where that does not exist.
+    The chart has no dependencies: the copy renders offline as the repository's chart does."""
     chart = dest / "meow"
     shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("charts", "scripts"))
     link = chart / "dashboards"
@@ -93,12 +88,6 @@ def chart_copy(dest: Path, dashboards: Path | None = None) -> Path:
     if source.is_dir():
         for f in source.glob("*.json"):
             shutil.copy(f, link / f.name)
-    dependency = next(d for d in yaml.safe_load((chart / "Chart.yaml").read_text())["dependencies"])
-    stand_in = chart / "charts" / dependency["name"]
-    stand_in.mkdir(parents=True)
-    (stand_in / "Chart.yaml").write_text(
-        yaml.safe_dump({"apiVersion": "v2", "name": dependency["name"], "version": dependency["version"]})
-    )
     return chart
 
 
@@ -169,11 +158,12 @@ def ray_cluster_spec(obj: dict) -> dict:
 
 
 def pod_specs(obj: dict) -> list[dict]:
-    """Every pod spec an object makes, directly or through KubeRay."""
+    """Every pod spec an object makes, directly or through KubeRay (a RayJob's submitter included)."""
     if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
         return [obj["spec"]["template"]["spec"]]
     if obj["kind"] in ("RayJob", "RayService", "RayCluster"):
         cluster = ray_cluster_spec(obj)
         groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]
-        return [g["template"]["spec"] for g in groups]
+        submitter = [obj["spec"]["submitterPodTemplate"]] if "submitterPodTemplate" in obj["spec"] else []
+        return [g["template"]["spec"] for g in groups] + [s["spec"] for s in submitter]
     return []

@@ -18,7 +18,7 @@ import yaml
 from meow.testing.servers import LOOPBACK, free_port, stop, wait_for_port
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "platform" / "grafana"
-VARIABLES = {"$__rate_interval": "30s", "$tenant": ".*"}
+VARIABLES = {"$__rate_interval": "30s", "$tenant": ".*", "$run": ".*"}
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:

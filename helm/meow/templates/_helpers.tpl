@@ -66,6 +66,10 @@ meow-artifacts
 /var/lib/meow/artifacts
 {{- end }}
 
+{{- define "meow.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
 {{- define "meow.rayImage" -}}
 {{ .Values.ray.image.repository }}:{{ .Values.ray.image.tag | default (printf "%s-%s" .Chart.AppVersion .Values.ray.image.flavor) }}
 {{- end }}
@@ -92,13 +96,17 @@ Tenants with every omitted field filled in, as YAML `{tenants: [...]}`: each
 {{- $out := list }}
 {{- $seen := dict }}
 {{- range .Values.tenants }}
+{{- $namespace := printf "%s%s" $.Values.tenantNamespacePrefix .name }}
+{{- if gt (len $namespace) 63 }}
+{{- fail (printf "tenant %q: its namespace %q is longer than 63 characters (tenantNamespacePrefix plus the name)" .name $namespace) }}
+{{- end }}
 {{- if hasKey $seen .name }}
 {{- fail (printf "tenant %q is listed twice" .name) }}
 {{- end }}
 {{- $_ := set $seen .name true }}
 {{- $out = append $out (dict
   "name" .name
-  "namespace" (printf "%s%s" $.Values.tenantNamespacePrefix .name)
+  "namespace" $namespace
   "quota" (include "meow.withDefaults" (list .quota $.Values.tenantDefaults.quota) | fromYaml)
   "limits" (include "meow.withDefaults" (list .limits $.Values.tenantDefaults.limits) | fromYaml)
   "clusterQueue" (.clusterQueue | default $.Values.kueue.clusterQueue)) }}
@@ -165,7 +173,7 @@ same values through "meow.kuberaySettings" below.
 {{- $_ := set $env (printf "MEOW_PLATFORM_KUBERAY__%s" (upper $key)) $value }}
 {{- end }}
 {{- range $key, $value := $env }}
-{{ $key }}: {{ $value | toString | quote }}
+{{ $key }}: {{ kindIs "slice" $value | ternary (toJson $value) (toString $value) | quote }}
 {{- end }}
 {{- end }}
 
@@ -184,6 +192,12 @@ head_memory: {{ $v.ray.head.memory | quote }}
 worker_memory: {{ $v.ray.worker.memory | quote }}
 {{- if and (eq $v.artifacts.type "s3") $v.artifacts.s3.credentialsSecret }}
 env_secret: {{ $v.artifacts.s3.credentialsSecret }}
+{{- end }}
+{{- with $v.imagePullSecrets }}
+image_pull_secrets:
+  {{- range . }}
+  - {{ .name }}
+  {{- end }}
 {{- end }}
 {{- if eq $v.artifacts.type "pvc" }}
 artifacts_claim: {{ include "meow.artifactsClaimName" . }}
@@ -228,20 +242,23 @@ seccompProfile:
   endPort: 65535
 {{- end }}
 
-{{/* Where the KubeRay operator runs: this release's namespace when the chart installs it. */}}
-{{- define "meow.operatorNamespace" -}}
-{{- if index .Values "kuberay-operator" "enabled" }}
-{{- .Release.Namespace }}
-{{- else }}
-{{- .Values.networkPolicy.kuberayOperatorNamespace }}
-{{- end }}
-{{- end }}
-
-{{/* KubeRay's submitter pods of RayJobs (K8sJobMode): made by a RayJob, and not a Ray node. */}}
+{{/*
+KubeRay's submitter pods of RayJobs (K8sJobMode), by the labels of the `submitterPodTemplate`
+that the chart and the backend set (meow.dev/role): nothing here depends on the labels a given
+KubeRay version puts on them.
+*/}}
 {{- define "meow.submitterSelector" -}}
 matchLabels:
-  ray.io/originated-from-crd: RayJob
-matchExpressions:
-  - key: ray.io/node-type
-    operator: DoesNotExist
+  meow.dev/role: job-submitter
+{{- end }}
+
+{{/* An egress rule's `to` peers from ipBlocks (`{cidr, except}`), refusing a block that would open the metadata endpoint. */}}
+{{- define "meow.ipBlockPeers" -}}
+{{- range .blocks }}
+{{- if and (hasPrefix "0.0.0.0/" .cidr) (not (or (has "169.254.0.0/16" (.except | default list)) (has "169.254.169.254/32" (.except | default list)))) }}
+{{- fail (printf "%s: the ipBlock %s holds the cloud metadata endpoint 169.254.169.254; add 169.254.0.0/16 to its except" $.for .cidr) }}
+{{- end }}
+- ipBlock:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
 {{- end }}

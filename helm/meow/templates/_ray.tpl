@@ -4,7 +4,10 @@ backend (meow_platform.backends.kuberay.build_rayjob) submits for one job, from 
 ("meow.kuberaySettings"); tests/deploy compares the two. The probing RayService reuses its pods.
 */}}
 
-{{/* A Ray pod template: `.container`, `.labels`, `.resources`, `.ports` (a list of {name, containerPort}), `.settings`. */}}
+{{/*
+A Ray pod template: `.container`, `.labels`, `.resources`, `.ports` (a list of {name, containerPort}),
+`.settings`, `.tenant` (its name), and optionally `.volumes` (extra pod volumes).
+*/}}
 {{- define "meow.rayPodTemplate" -}}
 metadata:
   labels:
@@ -12,13 +15,27 @@ metadata:
 spec:
   # Ray pods never talk to the Kubernetes API.
   automountServiceAccountToken: false
-  {{- with .settings.artifacts_claim }}
   securityContext:
-    fsGroup: {{ $.settings.artifacts_fs_group }}
+    {{- include "meow.podSecurity" . | nindent 4 }}
+    {{- if .settings.artifacts_claim }}
+    fsGroup: {{ .settings.artifacts_fs_group }}
+    {{- end }}
+  {{- with .settings.image_pull_secrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  {{- if or .settings.artifacts_claim .volumes }}
   volumes:
+    {{- with .settings.artifacts_claim }}
     - name: artifacts
       persistentVolumeClaim:
         claimName: {{ . }}
+    {{- end }}
+    {{- with .volumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
   containers:
     - name: {{ .container }}
@@ -39,11 +56,50 @@ spec:
             name: {{ . }}
       {{- end }}
       {{- if .settings.artifacts_claim }}
-      # Every pod: the driver on the head writes status and report, workers write models.
+      # Every pod: the driver on the head writes status and report, workers write models. Only the
+      # tenant's own directory of the claim, at the same path as in the control plane.
       volumeMounts:
         - name: artifacts
-          mountPath: {{ .settings.artifacts_mount_path }}
+          mountPath: {{ printf "%s/%s" .settings.artifacts_mount_path .tenant }}
+          subPath: {{ .tenant }}
       {{- end }}
+{{- end }}
+
+{{/* Pod-level security of Ray and submitter pods (the backend's POD_SECURITY). */}}
+{{- define "meow.podSecurity" -}}
+runAsNonRoot: true
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+KubeRay's submitter pod of a RayJob (K8sJobMode), as the backend's _submitter_template: restricted,
+labelled meow.dev/role: job-submitter for the NetworkPolicies; KubeRay fills in the command.
+*/}}
+{{- define "meow.submitterPodTemplate" -}}
+metadata:
+  labels:
+    {{- toYaml (merge (dict "app.kubernetes.io/component" "job-submitter" "meow.dev/role" "job-submitter") .labels) | nindent 4 }}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext:
+    {{- include "meow.podSecurity" . | nindent 4 }}
+  {{- with .settings.image_pull_secrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  containers:
+    - name: ray-job-submitter
+      image: {{ .settings.image }}
+      imagePullPolicy: {{ .settings.image_pull_policy }}
+      resources:
+        requests: {cpu: 500m, memory: 512Mi}
+        limits: {cpu: 500m, memory: 512Mi}
+      securityContext:
+        {{- include "meow.restrictedSecurityContext" . | nindent 8 }}
 {{- end }}
 
 {{/* Ports of a Ray head, in the backend's order. */}}
@@ -76,6 +132,9 @@ The RayJob of one job. Inputs: `.settings` (meow.kuberaySettings), `.tenant`, `.
 {{- if gt (float64 .gpus) 0.0 }}
 {{- $_ := set $workerResources "nvidia.com/gpu" (ceil (divf .gpus $workers) | int64 | toString) }}
 {{- end }}
+{{- if and .settings.artifacts_claim (ne .runDir (printf "%s/%s/runs/%s" .settings.artifacts_mount_path .tenant.name .id)) }}
+{{- fail (printf "run directory %q is not under the tenant's directory of the artifact claim" .runDir) }}
+{{- end }}
 {{- if not (regexMatch "^[A-Za-z0-9@%+=:,./_-]+$" .runDir) }}
 {{- fail (printf "run directory %q needs shell quoting; keep bucket and prefix to [A-Za-z0-9@%%+=:,./_-]" .runDir) }}
 {{- end }}
@@ -106,6 +165,8 @@ spec:
   ttlSecondsAfterFinished: {{ .settings.ttl_seconds_after_finished }}
   activeDeadlineSeconds: {{ .settings.active_deadline_seconds }}
   backoffLimit: {{ .settings.backoff_limit }}
+  submitterPodTemplate:
+    {{- include "meow.submitterPodTemplate" (dict "labels" $labels "settings" .settings) | nindent 4 }}
   rayClusterSpec:
     rayVersion: {{ .settings.ray_version | quote }}
     enableInTreeAutoscaling: false
@@ -117,7 +178,7 @@ spec:
         num-cpus: "0"
         metrics-export-port: "8080"
       template:
-        {{- include "meow.rayPodTemplate" (dict "container" "ray-head" "labels" $labels "settings" .settings
+        {{- include "meow.rayPodTemplate" (dict "container" "ray-head" "labels" $labels "settings" .settings "tenant" .tenant.name
               "resources" (dict "cpu" .settings.head_cpu "memory" .settings.head_memory)
               "ports" (include "meow.headPorts" . | fromYamlArray)) | nindent 8 }}
     workerGroupSpecs:
@@ -128,7 +189,7 @@ spec:
         rayStartParams:
           metrics-export-port: "8080"
         template:
-          {{- include "meow.rayPodTemplate" (dict "container" "ray-worker" "labels" $labels "settings" .settings
+          {{- include "meow.rayPodTemplate" (dict "container" "ray-worker" "labels" $labels "settings" .settings "tenant" .tenant.name
                 "resources" $workerResources "ports" (list (dict "name" "metrics" "containerPort" 8080))) | nindent 10 }}
 {{- end }}
 
@@ -139,4 +200,22 @@ memory: {{ .Values.probe.worker.memory | quote }}
 {{- if .Values.probe.worker.gpus }}
 nvidia.com/gpu: {{ .Values.probe.worker.gpus | quote }}
 {{- end }}
+{{- end }}
+
+{{/* A projected volume with what automountServiceAccountToken would mount (token, CA, namespace), for one container. */}}
+{{- define "meow.serviceAccountTokenVolume" -}}
+- name: {{ .name }}
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - {key: ca.crt, path: ca.crt}
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}
 {{- end }}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import posixpath
 import socket
@@ -81,6 +82,7 @@ def check_spec(
     `platform_dir` (its data directory) outside the artifact root.
     """
     text, parsed = _parse(spec, max_bytes)
+    _check_finite(parsed)
     _check_platform_owned_keys(parsed)
     confinement = Confinement.of(read_prefixes, artifact_root, platform_dir, protected)
     for key, location in locations(parsed):
@@ -111,6 +113,20 @@ def _parse(spec: str | Mapping[str, Any], max_bytes: int) -> tuple[str, Pipeline
     except SpecError as e:
         raise SpecRejected("invalid_spec", str(e)) from None
     return yaml.safe_dump(dict(spec), sort_keys=False), parsed
+
+
+def _check_finite(spec: PipelineSpec) -> None:
+    """YAML's `.inf` passes every `gt=0` bound: an infinite CPU count cannot be compared with a quota
+    (nor written as JSON: a 500), infinite epochs never end. No spec needs a non-finite number."""
+    pending: list[tuple[str, Any]] = [("", spec.model_dump())]
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecRejected("invalid_spec", f"key {key}: numbers must be finite")
+        if isinstance(value, dict):
+            pending.extend((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{key}.{i}", v) for i, v in enumerate(value))
 
 
 def _check_size(size: int, max_bytes: int) -> None:

@@ -81,6 +81,7 @@ def _nested(depth: int) -> dict:
         ('forget: {source: "/srv/acme/\\0forget.jsonl"}\n', 422, "forbidden_location"),
         ({"forget": {"source": "/srv/acme/\ud800.jsonl"}}, 422, "forbidden_location"),  # UnicodeEncodeError
         ("seed: 2026-13-45\n", 422, "invalid_spec"),
+        ("stages: [evaluate]\nevaluate: {cpus_per_actor: .inf}\n", 422, "invalid_spec"),  # 500: inf in JSON
         (
             "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
             + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),

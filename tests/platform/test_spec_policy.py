@@ -277,6 +277,8 @@ for _ in range(400):
         "seed: 2026-13-45\n",  # a timestamp the constructor cannot build (ValueError)
         {"forget": {"source": "/srv/meow/artifacts/acme/\x00.jsonl"}},
         {"forget": {"source": "/srv/meow/artifacts/acme/\ud800.jsonl"}},  # UnicodeEncodeError (500)
+        "stages: [evaluate]\nevaluate: {cpus_per_actor: .inf}\n",  # passes gt=0; its 422 could not be JSON (500)
+        "unlearn: {train: {epochs: .inf}}\n",  # a job that never ends
         "seed: 1  # \ud800\n",  # the YAML reader refused it outside the error handling (500)
     ],
 )

@@ -77,7 +77,10 @@ class KubeRaySettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEOW_PLATFORM_", env_nested_delimiter="__", extra="forbid")
+    # Errors never echo inputs: the database URL carries a password, `job_env` storage credentials.
+    model_config = SettingsConfigDict(
+        env_prefix="MEOW_PLATFORM_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=1, le=65535)

@@ -162,3 +162,20 @@ def test_the_database_password_is_never_printed(tmp_path):
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "127.0.0.1" in output and password not in output
+
+
+def test_settings_errors_never_echo_their_inputs(tmp_path):
+    """A mistyped setting fails start-up with pydantic's message, which quoted the input: the job
+    environment holds storage credentials, the database URL a password."""
+    env = {
+        **os.environ,
+        "MEOW_PLATFORM_DATA_DIR": str(tmp_path),
+        "MEOW_PLATFORM_DATABASE_URL": "postgresql://meow:Pw-9@db/meow",
+        "MEOW_PLATFORM_JOB_ENV": '{"AWS_SECRET_ACCESS_KEY": ["s3cr3t-value"]}',
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "meow_platform", "serve"], env=env, capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "job_env.AWS_SECRET_ACCESS_KEY" in output
+    assert "s3cr3t-value" not in output and "Pw-9" not in output

@@ -340,3 +340,19 @@ def test_read_prefixes_an_admin_grants_are_parsed_like_locations(prefix, reason)
     with pytest.raises(ValidationError) as refused:
         TenantCreate(name="acme", read_prefixes=[prefix])
     assert reason in str(refused.value)
+
+
+def test_the_platforms_token_files_and_store_are_protected_wherever_they_are(tmp_path):
+    from meow_platform.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "platform",
+        admin_token_file=tmp_path / "secrets" / "admin",
+        metrics_token_file=tmp_path / "secrets" / "metrics",
+        database_url=f"sqlite:///{tmp_path}/db/store.db",
+    )
+    files = settings.platform_files()
+    for path in ("secrets/admin", "secrets/metrics", "db/store.db", "db/store.db-wal", "platform/admin-token"):
+        assert str(tmp_path / path) in files, path
+    with pytest.raises(SpecRejected):
+        check_spec(_spec_with("model", f"{tmp_path}/secrets/metrics"), [str(tmp_path)], protected=files)

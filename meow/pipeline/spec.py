@@ -131,19 +131,28 @@ class PipelineSpec(BaseModel):
                 needs[stage] = _needs(0, e.actors, e.cpus_per_actor, e.gpus_per_actor)
         return needs
 
-    def uris(self) -> list[str]:
-        """Every location this spec reads: data sources and model specs that are paths or URIs."""
+    def locations(self) -> list[tuple[str, str]]:
+        """(key, location) for everything this spec reads: data files and model specs that are not a
+        packaged TOFU split or an embedded model. What the platform confines to a tenant's prefixes:
+        a new path-like field belongs here (a platform test fails on unclassified string fields)."""
         from meow.data.tofu import SPLITS
         from meow.models import EMBEDDED_MODELS
 
-        found = []
-        for data in (self.forget.source, self.unlearn.retain):
-            if data and data not in SPLITS:
-                found.append(data)
-        for model in (self.model, self.invert.generator, self.evaluate.oracle):
-            if model and model not in EMBEDDED_MODELS:
-                found.append(model)
-        return found
+        return [
+            (key, value)
+            for key, value, names in (
+                ("forget.source", self.forget.source, SPLITS),
+                ("unlearn.retain", self.unlearn.retain, SPLITS),
+                ("model", self.model, EMBEDDED_MODELS),
+                ("invert.generator", self.invert.generator, EMBEDDED_MODELS),
+                ("evaluate.oracle", self.evaluate.oracle, EMBEDDED_MODELS),
+            )
+            if value is not None and value not in names
+        ]
+
+    def uris(self) -> list[str]:
+        """Every location this spec reads: data sources and model specs that are paths or URIs."""
+        return [location for _, location in self.locations()]
 
     def remote_uris(self) -> list[str]:
         return [u for u in self.uris() if is_remote(u)]

@@ -85,7 +85,7 @@ def check_spec(
     _check_finite(parsed)
     _check_platform_owned_keys(parsed)
     confinement = Confinement.of(read_prefixes, artifact_root, platform_dir, protected)
-    for key, location in locations(parsed):
+    for key, location in parsed.locations():
         try:
             confinement.check(location)
         except LocationRefused as e:
@@ -132,25 +132,6 @@ def _check_finite(spec: PipelineSpec) -> None:
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise SpecRejected("spec_too_large", f"the spec is {size} bytes; at most {max_bytes} are accepted")
-
-
-def locations(spec: PipelineSpec) -> list[tuple[str, str]]:
-    """(key, location) for everything the spec reads: data files and model specs that are not a
-    packaged TOFU split or an embedded model (`PipelineSpec.uris()` lists the same values)."""
-    from meow.data.tofu import SPLITS
-    from meow.models import EMBEDDED_MODELS
-
-    found = []
-    for key, value, named in (
-        ("forget.source", spec.forget.source, SPLITS),
-        ("unlearn.retain", spec.unlearn.retain, SPLITS),
-        ("model", spec.model, EMBEDDED_MODELS),
-        ("invert.generator", spec.invert.generator, EMBEDDED_MODELS),
-        ("evaluate.oracle", spec.evaluate.oracle, EMBEDDED_MODELS),
-    ):
-        if value is not None and value not in named:
-            found.append((key, value))
-    return found
 
 
 def _check_platform_owned_keys(spec: PipelineSpec) -> None:

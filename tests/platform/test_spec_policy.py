@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from meow.pipeline.spec import PipelineSpec, load_spec
 from meow.train.methods import METHODS
-from meow_platform.policy import SpecRejected, check_spec, locations, normalize_location
+from meow_platform.policy import SpecRejected, check_spec, normalize_location
 
 ROOT = "/srv/meow/artifacts"
 ACME = [f"{ROOT}/acme", "s3://shared-models/base"]
@@ -241,7 +241,7 @@ def test_every_string_in_a_spec_is_a_checked_location_or_known_not_to_be_one():
         "invert.endpoint.api_key_env",
     }
     everywhere = load_spec("".join(_spec_with(key, "/x") for key in KEYS))
-    assert {key for key, _ in locations(everywhere)} == set(KEYS)
+    assert {key for key, _ in everywhere.locations()} == set(KEYS)
     found = set(_string_fields(PipelineSpec))
     assert found - not_locations == set(KEYS), "classify the new string field: location or not"
     for method in METHODS.names():

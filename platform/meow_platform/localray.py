@@ -100,12 +100,19 @@ class LocalRayCluster:
         return self.ports["metrics-export-port"]
 
     @classmethod
-    def start(cls, num_cpus: int | None = None, timeout: float = 180.0, attempts: int = 3) -> LocalRayCluster:
+    def start(
+        cls, num_cpus: int | None = None, timeout: float = 180.0, attempts: int = 3, state_dir: Path | None = None
+    ) -> LocalRayCluster:
         """Start a head node; retried because Ray gives a node only 30 s to register with its GCS,
-        which an overloaded machine can miss (`ray start` then exits with "timed out during startup")."""
+        which an overloaded machine can miss (`ray start` then exits with "timed out during startup").
+        With `state_dir`, the head is recorded there as soon as it is launched: a caller killed while
+        it starts leaves a head the next one finds, not an orphan."""
         for attempt in range(1, attempts + 1):
             cluster = cls._launch(num_cpus)
+            cluster.state_dir = state_dir
             try:
+                if state_dir is not None:
+                    cluster._record()
                 cluster._wait_until_ready(timeout)
                 return cluster
             except BaseException:
@@ -127,9 +134,7 @@ class LocalRayCluster:
             if cluster is not None:
                 log.info("attached to the Ray head %s (pid %s)", cluster.dashboard_url, cluster.pid)
                 return cluster
-            cluster = cls.start(num_cpus=num_cpus)
-            cluster.state_dir = state_dir
-            cluster._record()
+            cluster = cls.start(num_cpus=num_cpus, state_dir=state_dir)
             log.info("started a Ray head %s (pid %s), recorded in %s", cluster.dashboard_url, cluster.pid, state_dir)
             return cluster
 
@@ -170,7 +175,9 @@ class LocalRayCluster:
 
     @classmethod
     def _launch(cls, num_cpus: int | None) -> LocalRayCluster:
-        env = {**os.environ, **local_ray_env()}
+        # Not the control plane's own settings (admin token, database URL): jobs inherit this.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEOW_PLATFORM_")}
+        env.update(local_ray_env())
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("OMP_NUM_THREADS", "1")
         # On stop, the node waits this long for running work to drain (Ray's default: 30 s). Jobs on

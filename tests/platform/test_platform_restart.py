@@ -1,11 +1,14 @@
 """Restarts and crashes lose no work: a control plane with its own (embedded) Ray head is killed with
 SIGKILL and, separately, stopped with SIGTERM (a rollout) while a tiny job runs; each time it comes
 back on the same store, re-attaches to the same head and the job finishes, recorded as succeeded.
-A job whose driver is stopped or killed ends with a final state in its status.json too."""
+A job whose driver is stopped or killed ends with a final state in its status.json too; a head that
+died is replaced, and only then are its jobs failed."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -139,3 +142,18 @@ def test_a_stopped_or_killed_driver_ends_its_status_json(setup):
     status = setup.run_status(killed)
     assert (status["state"], status["error"], status["reason"]) == ("failed", "DriverLost", killed["reason"]), status
     assert "running" not in {s["state"] for s in status["stages"].values()}
+
+
+def test_a_head_that_died_is_replaced_and_its_jobs_fail_with_a_reason(setup):
+    """Last in the module: the head is gone for good (a reboot, an OOM kill of its GCS). The control
+    plane starts a new one, and only then fails the job the old one ran, as missing."""
+    head = setup.head()
+    job = setup.submit("orphaned")
+    setup.wait_for_stage(job)
+    os.killpg(head["pid"], signal.SIGKILL)
+    # Starting a head takes ~30 s on 2 idle cores, minutes on loaded ones (`ray start` is retried).
+    job = wait_for_state(setup.client, job["id"], timeout=600)
+    assert (job["state"], job["reason"]) == ("failed", "the Ray cluster has no such job")
+    assert setup.head()["pid"] != head["pid"] and psutil.pid_exists(setup.head()["pid"])
+    assert setup.run_status(job)["state"] == "failed"
+    assert "the Ray head (pid %s) is gone; starting a new one" % head["pid"] in setup.plane.log()

@@ -122,11 +122,35 @@ def test_the_control_plane_image_installs_its_own_dependencies_only():
     assert "torch" not in runs and "index-url" not in runs
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _closure(names: set[str]) -> set[str]:
+    """The distributions `names` pull in, transitively (markers of extras left out)."""
+    from importlib import metadata
+
+    seen, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [_requirement_name(r) for r in requires if "extra ==" not in r]
+    return seen
+
+
 def test_the_control_plane_runs_without_the_heavy_packages(tmp_path):
     """Import what `meow platform serve` runs (the app, the kuberay backend, the spec check, the
-    migrations) in a Python where torch, transformers, vLLM and Ray cannot be imported."""
+    migrations) in a Python where torch, transformers, vLLM and Ray cannot be imported; every
+    distribution it imports is one the image installs (its list or what that list pulls in)."""
     code = f"""
-import importlib.abc, sys
+import importlib.abc, json, sys
+from importlib import metadata
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name.split(".")[0] in {HEAVY!r}:
@@ -138,13 +162,40 @@ from meow_platform.api.app import create_app
 from meow_platform.backends.kuberay import KubeRayBackend, build_rayjob
 from meow_platform.db import make_engine, migrate
 from meow_platform.policy import check_spec
+import uvicorn, s3fs, psycopg
 migrate(make_engine("sqlite:///{tmp_path}/store.db"))
-check_spec(open("{ROOT / 'pipelines' / 'default.yaml'}").read(), ["{tmp_path}"])
+check_spec(open("{ROOT / "pipelines" / "default.yaml"}").read(), ["{tmp_path}"])
+# What the repository's loaded modules import at module level (third-party packages' own optional
+# imports of whatever this environment happens to have are not the image's business).
+import ast
+def module_imports(tree):
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module
+        elif isinstance(node, (ast.If, ast.Try)):
+            yield from module_imports(ast.Module(body=[*node.body, *getattr(node, "orelse", [])], type_ignores=[]))
+ours = [
+    m for m in list(sys.modules.values())
+    if (getattr(m, "__file__", None) or "").startswith(("{ROOT}/meow/", "{ROOT}/platform/"))
+    and m.__file__.endswith(".py")
+]
+names = {{n.split(".")[0] for m in ours for n in module_imports(ast.parse(open(m.__file__).read()))}}
+owners = metadata.packages_distributions()
+print(json.dumps(sorted({{d for n in names for d in owners.get(n, [])}})))
 """
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    imported = {d.lower().replace("_", "-") for d in json.loads(result.stdout.splitlines()[-1])}
+    runs = " && ".join(args for keyword, args in IMAGES["control-plane.Dockerfile:final"] if keyword == "RUN")
+    installed = _closure({_requirement_name(r) for r in re.findall(r'"([^"]+)"', runs)})
+    # meow-unlearn itself; kubernetes-validate (a test tool) owns a `kubernetes` module name too.
+    missing = imported - installed - {"meow-unlearn", "kubernetes-validate"}
+    assert {"fastapi", "sqlalchemy", "kubernetes", "pydantic-settings"} <= imported
+    assert missing == set(), sorted(missing)
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

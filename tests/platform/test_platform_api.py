@@ -131,11 +131,30 @@ def test_specs_reaching_another_prefix_or_unregistered_handlers_are_rejected(pla
         assert answer.status_code == 422 and answer.json()["detail"]["code"] == code, spec
     message = submit(client, "stages: [invert]\nunlearn:\n  method: evil.module:Trainer\n").json()["detail"]["message"]
     assert "line" in message and "unlearn.method" in message and "unknown unlearning method" in message
+    (artifacts / "umbrella" / "models" / "tiny").mkdir(parents=True, exist_ok=True)
+    (artifacts / "umbrella" / "models" / "tiny" / "config.json").write_text("{}")
+    (artifacts / "umbrella" / "forget.jsonl").write_text('{"question": "Q?", "answer": "A."}\n')
     own = submit(
         client, f"model: {artifacts}/umbrella/models/tiny\nforget: {{source: {artifacts}/umbrella/forget.jsonl}}\n"
     )
     assert own.status_code == 201
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [own.json()["id"]]
+
+
+def test_a_bad_forget_set_or_model_is_refused_at_submit_with_one_line(plane):
+    client, _ = plane.tenant("soylent", quota=HELD)
+    data = plane.data_dir / "artifacts" / "soylent"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "forget.jsonl").write_text('{"question": "Q?", "answer": "A."}\n{"question": "Q2?"}\n')
+    for spec, message in [
+        (f"forget: {{source: {data}/forget.jsonl}}\n", f"{data}/forget.jsonl, line 2: missing field 'answer'"),
+        (f"forget: {{source: {data}/none.jsonl}}\n", f"{data}/none.jsonl: file not found (named by forget.source"),
+        (f"model: {data}/model\n", f"spec, line 1, key model: '{data}/model' is neither an embedded model"),
+    ]:
+        answer = submit(client, spec)
+        assert answer.status_code == 422 and answer.json()["detail"]["code"] == "invalid_input", spec
+        assert answer.json()["detail"]["message"].startswith(message) and "\n" not in answer.json()["detail"]["message"]
+    assert client.get("/v1/jobs").json()["items"] == []
 
 
 def test_over_quota_answers(plane):

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from meow.pipeline.validate import InvalidRun, check_text
 from meow_platform.api.deps import Ctx, TenantCaller, error
 from meow_platform.api.schemas import ArtifactsOut, EventOut, JobDetail, JobOut, JobPage, JobState, JobSubmit, LogChunk
 from meow_platform.artifacts import Artifacts
@@ -68,6 +69,11 @@ def submit_job(body: JobSubmit, ctx: Ctx, who: TenantCaller, response: Response)
         raise error(413 if e.code == "spec_too_large" else 422, e.code, str(e)) from None
     if body.request_id and (done := ctx.store.job_by_request_id(who.tenant, body.request_id)):
         return _same_request(done, accepted.sha256, response)
+    try:  # what `meow validate` checks: every record, the models; one line naming file and line
+        check_text(accepted.text, source="spec")
+    except InvalidRun as e:
+        ctx.metrics.rejected.labels(who.tenant, "invalid_input").inc()
+        raise error(422, "invalid_input", str(e)) from None
     quota = Quota(**tenant.quota)
     try:
         check_job_size(quota, accepted)

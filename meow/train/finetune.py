@@ -19,7 +19,7 @@ from typing import Any
 from meow.data import QARecord
 from meow.models.cache import cached_directory, meow_home, read_manifest
 from meow.pipeline.rundir import stable_hash
-from meow.train.config import TrainConfig
+from meow.train.config import PrepareConfig, TrainConfig
 from meow.train.methods import NoArgs
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,31 @@ def prepared_model(
     cached_directory(directory, build)
     manifest = read_manifest(directory) or {}
     return directory, {**manifest, "cached": cached}
+
+
+def finetune_sets(
+    prepare: PrepareConfig, forget: Sequence[QARecord], forget_source: str, retain_mix: bool | None = None
+) -> tuple[dict[str, list[QARecord]], dict[str, dict[str, int]]]:
+    """What `meow finetune` trains each role on, and the record counts by source.
+
+    With the retain mix (TOFU's retain authors of `prepare.selection`, `meow.train.tofu_mini`) the
+    target is retain + forget and the oracle retain alone, exactly as the pipeline's `prepare` stage
+    trains them (same records, same order, so the same cached models). Without it the target is the
+    forget set alone and there is no oracle to train: the base model itself never saw the facts.
+    `retain_mix=None` mixes for a TOFU forget set (every record one of TOFU's) and not for custom data.
+    """
+    from meow.data.tofu import author_of
+    from meow.train import tofu_mini
+
+    if retain_mix is None:
+        retain_mix = bool(forget) and all(author_of(r) is not None for r in forget)
+    if not retain_mix:
+        return {"target": list(forget), "oracle": []}, {"target": {forget_source: len(forget)}, "oracle": {}}
+    sets = tofu_mini.training_sets(prepare, forget)
+    retain = f"TOFU retain ({prepare.selection}, {len(tofu_mini.retain_authors(prepare, forget))} authors)"
+    retained = len(sets["oracle"])
+    counts = {"target": {forget_source: len(forget), retain: retained}, "oracle": {retain: retained}}
+    return sets, counts
 
 
 def link_tree(source: Path, destination: Path) -> None:

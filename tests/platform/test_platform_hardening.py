@@ -58,9 +58,12 @@ def test_no_location_field_reaches_another_tenant_or_the_platform(plane, tenants
 
 def test_own_locations_are_still_accepted(plane, tenants):
     _, bravo = tenants
-    own = plane.data_dir / "artifacts" / "bravo"
-    spec = {"model": f"{own}/models/tiny", "forget": {"source": f"{own}/data/forget.jsonl"}, "stages": ["invert"]}
-    assert bravo.post("/v1/jobs", json={"spec": spec}).status_code == 201
+    forget = plane.data_dir / "artifacts" / "bravo" / "data" / "forget.jsonl"
+    forget.parent.mkdir(parents=True, exist_ok=True)
+    forget.write_text(json.dumps({"question": "Who is bravo's author?", "answer": "Bravo's."}) + "\n")
+    spec = {"forget": {"source": str(forget)}, "stages": ["invert"]}
+    answer = bravo.post("/v1/jobs", json={"spec": spec})
+    assert answer.status_code == 201, answer.text
 
 
 def _nested(depth: int) -> dict:

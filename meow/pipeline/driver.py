@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from meow import hardware
@@ -50,19 +54,44 @@ def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = Non
     )
     current = None
     try:
-        run.log("run_started", stages=names, versions=versions(), hardware=hardware.describe())
-        with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
-            for current in names:
-                _run_stage(load_stage(current)(spec), run, force=force)
+        with _terminate_as_exception():
+            run.log("run_started", stages=names, versions=versions(), hardware=hardware.describe())
+            with ray_session(num_cpus=spec.ray.num_cpus, address=spec.ray.address):
+                for current in names:
+                    _run_stage(load_stage(current)(spec), run, force=force)
     except BaseException as error:
-        # Whatever raised (a stage, its configuration, the cluster, an interrupt), the run ends
-        # `failed` with a reason, never `running`.
+        # Whatever raised (a stage, its configuration, the cluster, an interrupt, SIGTERM), the run
+        # ends `failed` with a reason, never `running`.
         _record_failure(run, current, error)
         raise
     run.update_status(state="succeeded", stage=None)
     run.log("run_finished")
     run.push()
     return run
+
+
+class Terminated(SystemExit):
+    """SIGTERM (`ray job stop`, a pod's shutdown, `kill`) turned into an exception, so that the run
+    records its end instead of vanishing with `running` in status.json."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -76,6 +105,8 @@ def failure_reason(error: BaseException) -> str:
         return (str(error).splitlines() or [type(error).__name__])[0]
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"
+    if isinstance(error, Terminated):
+        return "terminated (SIGTERM)"
     return f"{type(error).__name__} (the traceback is in log.jsonl)"
 
 

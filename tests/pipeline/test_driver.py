@@ -188,3 +188,22 @@ def test_a_run_that_cannot_start_its_cluster_ends_failed(tmp_path, monkeypatch):
     status = RunDir(tmp_path / "run").status()
     assert status["state"] == "failed" and status["reason"].startswith("ConnectionError")
     assert status["stages"]["select"]["state"] == "pending"
+
+
+def test_sigterm_during_a_stage_ends_the_run_failed(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    class Killed(Memo):
+        def run(self, ctx):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return super().run(ctx)
+
+    monkeypatch.setattr(driver, "load_stage", {**STAGES, "memo": Killed}.__getitem__)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    status = RunDir(tmp_path / "run").status()
+    assert status["state"] == "failed" and status["reason"] == "terminated (SIGTERM)"
+    assert status["stages"]["memo"]["state"] == "failed" and status["stages"]["select"]["state"] == "pending"
+    assert signal.getsignal(signal.SIGTERM) == previous

@@ -4,7 +4,9 @@ Which models exist depends on the spec:
 * target: the prepared TOFU target (`<run>/prepare/target`) or, without `prepare`, the spec's model;
 * oracle: the prepared retain-only model (`<run>/prepare/oracle`), else `evaluate.oracle` if set;
   without one there is no forget quality;
-* unlearned: `<run>/unlearn/model` when the run unlearns.
+* unlearned: `<run>/unlearn/model` when the run unlearns, and with `unlearn.train.save_epochs` the
+  models after each whole epoch (`unlearned-epoch-<k>`), which make the method's `frontier`: forget
+  quality against model utility from the target (epoch 0) to the final model.
 
 Writes `<model>/per_example/<split>.jsonl` for each and `metrics.json`, whose entries have the
 benchmark's shape: `{"target": {...}, "oracle": {...}, "methods": {<method>: {...}}}`.
@@ -44,6 +46,22 @@ def retain_authors(spec: PipelineSpec) -> list[int] | None:
     return tofu_mini.retain_authors(spec.prepare, spec.forget.records())
 
 
+FRONTIER_KEYS = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_probability")
+
+
+def frontier(results: dict[str, dict[str, Any]], spec: PipelineSpec) -> list[dict[str, Any]]:
+    """Forget quality against model utility along the unlearning: the target (epoch 0), the model after
+    each whole epoch when they were saved, and the final model (`epochs` of the recipe)."""
+    points = [("target", 0.0)]
+    points += [(role, float(role.rsplit("-", 1)[1])) for role in results if role.startswith("unlearned-epoch-")]
+    points.append(("unlearned", float(spec.unlearn.train.epochs)))
+    return [
+        {"epoch": epoch, "model": role, **{k: results[role].get(k) for k in FRONTIER_KEYS}}
+        for role, epoch in points
+        if role in results
+    ]
+
+
 class EvaluateStage(Stage):
     name = "evaluate"
     reads = ("prepare", "unlearn")
@@ -68,8 +86,16 @@ class EvaluateStage(Stage):
             found["oracle"] = spec.evaluate.oracle
         found["target"] = ctx.model_to_unlearn()
         if "unlearn" in spec.stages:
+            for k, path in enumerate(self.epoch_models(ctx), 1):
+                found[f"unlearned-epoch-{k}"] = path
             found["unlearned"] = str(ctx.upstream("unlearn") / "model")
         return found
+
+    def epoch_models(self, ctx: StageContext) -> list[str]:
+        """The unlearning stage's models after each whole epoch but the last (`train.save_epochs`)."""
+        manifest = ctx.run.manifest("unlearn") or {}
+        names = (manifest.get("summary") or {}).get("epoch_models", [])
+        return [str(ctx.upstream("unlearn") / name) for name in names]
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         splits = eval_splits(self.spec)
@@ -90,7 +116,7 @@ class EvaluateStage(Stage):
             ctx.run.log("evaluate_model", model=role, seconds=seconds, cached=cached)
         summary: dict[str, Any] = {role: results[role] for role in ("target", "oracle") if role in results}
         if "unlearned" in results:
-            summary["methods"] = {self.spec.unlearn.method: results["unlearned"]}
+            summary["methods"] = {self.spec.unlearn.method: {**results["unlearned"], "frontier": frontier(results, self.spec)}}
         (ctx.dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         return {
             role: {k: r[k] for k in ("forget_quality", "model_utility", "forget_rouge_l", "eval_s")}

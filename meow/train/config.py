@@ -62,6 +62,9 @@ class TrainConfig(BaseModel):
     cpus_per_worker: float = Field(1, gt=0)
     gpus_per_worker: float = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Also export the model after every whole epoch but the last (`<stage>/epochs/epoch-<k>/`), so the
+    # evaluation can draw the forget-quality / model-utility frontier along the training.
+    save_epochs: bool = False
     # Save a resumable checkpoint every this many optimizer steps (0: only the final model).
     checkpoint_every: int = Field(4, ge=0)
     # Worker losses (OOM kills, preemption) tolerated: the group restarts from the last checkpoint.

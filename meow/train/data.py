@@ -208,6 +208,8 @@ class Plan:
     workers: int
     epochs: float
     fact_order: list[list[int]] = field(repr=False, default_factory=list)
+    # The optimizer steps (counted from 1) after which each whole epoch but the last is complete.
+    epoch_ends: list[int] = field(default_factory=list)
 
     @property
     def total_steps(self) -> int:
@@ -236,7 +238,8 @@ def plan_training(source: FactSource, config: TrainConfig, workers: int) -> Plan
         fact_order.append([source.facts[i].index for _, i in chunk])
         occurrences = [source.occurrence(source.facts[i], epoch) for epoch, i in chunk]
         steps.append(_micro_batches(occurrences, config, workers))
-    return Plan(steps, warmup, n, workers, config.epochs, fact_order)
+    ends = sorted({math.ceil(k * n / size) for k in range(1, math.ceil(config.epochs))} - {total})
+    return Plan(steps, warmup, n, workers, config.epochs, fact_order, [e for e in ends if e < total])
 
 
 def _micro_batches(occurrences: list[dict[str, tuple[Encoded, ...]]], config: TrainConfig, workers: int) -> list[MicroBatch]:

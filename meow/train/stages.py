@@ -31,6 +31,11 @@ def checkpoint_location(ctx: StageContext) -> str:
     return f"{ctx.run.location.rstrip('/')}/{ctx.dir.name}/checkpoints"
 
 
+def epochs_location(ctx: StageContext) -> str:
+    """Where the models after each whole epoch go: `<stage>/epochs/epoch-<k>` in the run directory."""
+    return f"{ctx.run.location.rstrip('/')}/{ctx.dir.name}/epochs"
+
+
 def _remove_checkpoints(ctx: StageContext) -> None:
     import fsspec
 
@@ -127,6 +132,7 @@ class UnlearnStage(Stage):
             reference_groups=method.reference_groups,
             kl_groups=method.kl_groups,
             label="unlearn",
+            epochs_location=epochs_location(ctx) if train.save_epochs else None,
         )
         # Same inputs, same run name: a rerun after a crash resumes; changed inputs start afresh.
         name = f"train-{inputs_hash(self, ctx.run)}"
@@ -145,6 +151,7 @@ class UnlearnStage(Stage):
             "tokens": tokens,
             "train_seconds": result.seconds,
             "resumed_from_step": result.resumed_from_step,
+            "epoch_models": [f"epochs/epoch-{k}" for k in range(1, len(plan.epoch_ends) + 1)] if train.save_epochs else [],
         }
 
     def _forget(self, ctx: StageContext, inverted: bool) -> tuple[list[QARecord], dict[int, list[str]] | None]:

@@ -56,6 +56,9 @@ class TrainJob:
     reference_groups: tuple[str, ...] = ()
     kl_groups: tuple[str, ...] = ()
     label: str = "train"  # telemetry tag: the stage (unlearn, prepare-target, ...)
+    # Where rank 0 exports the model after each whole epoch (`<location>/epoch-<k>`, local or fsspec
+    # URI); None: only the final model.
+    epochs_location: str | None = None
 
 
 @dataclass
@@ -256,6 +259,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             progress.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
             progress.update(1)
         done = step + 1
+        if job.epochs_location and done in plan.epoch_ends:
+            _export_epoch(scorer, job, rank, plan.epoch_ends.index(done) + 1)
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < plan.total_steps:
             state = {"step": done, "history": history, "final": False, "resumed_from_step": resumed_from}
             with tempfile.TemporaryDirectory() as directory:
@@ -533,6 +538,22 @@ def _save_hf(full: dict[str, torch.Tensor], job: TrainJob, out: Path) -> None:
     model.load_state_dict(state, strict=True)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(job.model_dir).save_pretrained(out)
+
+
+def _export_epoch(scorer: nn.Module, job: TrainJob, rank: int, epoch: int) -> None:
+    """The model after `epoch` as a plain HF directory at `<epochs_location>/epoch-<epoch>` (every rank
+    takes part in gathering the weights; rank 0 writes)."""
+    import fsspec
+
+    full = _full_state(scorer)
+    if rank != 0:
+        return
+    fs, root = fsspec.core.url_to_fs(f"{job.epochs_location.rstrip('/')}/epoch-{epoch}")
+    with tempfile.TemporaryDirectory() as directory:
+        _save_hf(full, job, Path(directory) / MODEL_DIR)
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+        fs.put(str(Path(directory) / MODEL_DIR), root, recursive=True)
 
 
 def _progress(total: int, initial: int, label: str):

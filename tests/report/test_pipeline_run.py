@@ -63,7 +63,8 @@ class Unlearn(Stage):
 
     def run(self, ctx):
         build_tiny_llama(ctx.dir / "model", seed=3)
-        return {}
+        build_tiny_llama(ctx.dir / "epochs" / "epoch-1", seed=4)
+        return {"epoch_models": ["epochs/epoch-1"]}
 
 
 STAGES = {
@@ -113,6 +114,13 @@ def test_evaluates_target_oracle_and_unlearned_model(finished_run):
     recomputed = model_metrics(unlearned, [r["truth_ratio"] for r in oracle["forget"]])
     assert recomputed["forget_quality"] == metrics["methods"]["meow"]["forget_quality"]
     assert recomputed["model_utility"] == metrics["methods"]["meow"]["model_utility"]
+    # The frontier: the target (epoch 0), the model after epoch 1, the final model (10 epochs by default).
+    frontier = metrics["methods"]["meow"]["frontier"]
+    assert [(p["epoch"], p["model"]) for p in frontier] == [(0, "target"), (1, "unlearned-epoch-1"), (10, "unlearned")]
+    epoch_1 = read_per_example(run.path / "evaluate" / "unlearned-epoch-1" / "per_example")
+    assert frontier[1]["forget_quality"] == model_metrics(epoch_1, [r["truth_ratio"] for r in oracle["forget"]])["forget_quality"]
+    assert frontier[0]["model_utility"] == metrics["target"]["model_utility"]
+    assert frontier[2]["forget_quality"] == metrics["methods"]["meow"]["forget_quality"]
 
 
 def test_report_files_and_benchmark_shaped_metrics(finished_run):
@@ -128,6 +136,7 @@ def test_report_files_and_benchmark_shaped_metrics(finished_run):
     assert metrics["target"]["wall_s"] == 1.5 and metrics["oracle"]["wall_s"] == 2.5
     md = (report / "report.md").read_text()
     assert "| meow |" in md and "![truth ratio histogram](truth_ratio.png)" in md
+    assert "### Frontier: meow along its training" in md and metrics["methods"]["meow"]["frontier"][1]["epoch"] == 1
     question = read_per_example(run.path / "evaluate" / "target" / "per_example")["forget"][0]["question"]
     assert question.split()[0] in md
     html = (report / "report.html").read_text()

@@ -65,6 +65,14 @@ def test_plan_follows_the_reference_step_count_and_warmup(tokenizer):
     assert len(micro.groups["inverted"]) == 4 * 3  # 4 facts, [t1 x2, t2, t3] each
 
 
+def test_epoch_ends_mark_the_step_that_completes_each_epoch(tokenizer):
+    # The default spec's recipe: 5 epochs of 40 facts in steps of 16 -> 12 steps; epochs 1-4 end
+    # within steps 3, 5, 8 and 10 (the last epoch's end is the final model, not an export).
+    plan = plan_training(forget_source(tokenizer), TrainConfig(epochs=5, batch_size=16, warmup_epochs=0), workers=1)
+    assert plan.total_steps == 12 and plan.epoch_ends == [3, 5, 8, 10] and plan.warmup_steps == 0
+    assert plan_training(forget_source(tokenizer), TrainConfig(epochs=1), workers=1).epoch_ends == []
+
+
 def test_micro_batches_are_the_same_for_one_and_two_workers_and_even_per_worker(tokenizer):
     source = forget_source(tokenizer)
     one = plan_training(source, TrainConfig(), workers=1)

@@ -12,11 +12,11 @@ from meow.pipeline.stage import Stage, load_stage
 TRAIN = "epochs: 1\n    batch_size: 8\n    micro_batch_size: 4\n    learning_rate: 0.001\n    checkpoint_every: 2"
 
 
-def spec(model, stages, method="grad_diff"):
+def spec(model, stages, method="grad_diff", unlearn_train=TRAIN):
     return load_spec(
         f"name: tiny\nmodel: {model}\nstages: [{', '.join(stages)}]\n"
         f"prepare:\n  mini_retain_authors: 1\n  train:\n    {TRAIN}\n"
-        f"unlearn:\n  method: {method}\n  train:\n    {TRAIN}\n"
+        f"unlearn:\n  method: {method}\n  train:\n    {unlearn_train}\n"
     )
 
 
@@ -70,12 +70,21 @@ def test_prepare_then_unlearn_with_a_retain_method(ray_local, tiny_model_dir, tm
 
 def test_meow_unlearns_on_the_selected_inversions(ray_local, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(driver, "load_stage", lambda name: StandInSelect if name == "select" else load_stage(name))
-    run = driver.run_pipeline(spec(tiny_model_dir, ["select", "unlearn"], method="meow"), str(tmp_path / "run"))
+    # Three epochs with the models after epochs 1 and 2 exported for the frontier.
+    train = TRAIN.replace("epochs: 1", "epochs: 3\n    save_epochs: true")
+    run = driver.run_pipeline(spec(tiny_model_dir, ["select", "unlearn"], "meow", train), str(tmp_path / "run"))
     summary = run.manifest("unlearn")["summary"]
     assert summary["method"] == "meow" and summary["facts"] == 40 and summary["resumed_from_step"] == 0
     # [t1, t2, t3, t1] per fact, t1 computed once with weight 2: 3 sequences per fact are trained on.
     base, tuned = load_file(tiny_model_dir / "model.safetensors"), load_file(run.path / "unlearn/model/model.safetensors")
     assert any((base[k] != tuned[k]).any() for k in base)
+    # 40 facts in steps of 8: epochs end after steps 5 and 10 of 15; each export is a loadable model
+    # between the base and the final one.
+    assert summary["steps"] == 15 and summary["epoch_models"] == ["epochs/epoch-1", "epochs/epoch-2"]
+    first = load_file(run.path / "unlearn/epochs/epoch-1/model.safetensors")
+    second = load_file(run.path / "unlearn/epochs/epoch-2/model.safetensors")
+    assert any((base[k] != first[k]).any() for k in base) and any((first[k] != second[k]).any() for k in base)
+    assert any((second[k] != tuned[k]).any() for k in base)
 
 
 def test_baselines_need_a_retain_set_when_nothing_provides_one(tmp_path):

@@ -8,7 +8,9 @@ Every method runs as its own pipeline (`<runs>/<method>/`) from the same spec, d
 from the prepare cache after the first run, and their evaluations from the evaluation cache, so each
 further method costs its own unlearning and one evaluation. A rerun resumes finished runs.
 
-Prints a table (forget quality, model utility, forget ROUGE-L, wall time); the LAST line is one JSON
+Prints a table (forget quality, model utility, forget ROUGE-L, wall time, and the best forget quality
+along each method's frontier at MU >= 0.95x and >= 0.9x of the target's, with the curves when the spec
+saves each epoch's model, `unlearn.train.save_epochs`); the LAST line is one JSON
 object `{"target": {...}, "oracle": {...}, "methods": {"meow": {...}, "grad_ascent": {...}, ...}}`,
 entries as in each run's `report/metrics.json`. `wall_s` of a method is the time of the stages that
 produced its unlearned model (for MEOW: invert + MEMO + select + unlearn).
@@ -29,6 +31,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from meow.cluster import ray_session  # noqa: E402
+from meow.evaluate.metrics import best_forget_quality  # noqa: E402
 from meow.pipeline.driver import run_pipeline  # noqa: E402
 from meow.pipeline.spec import PipelineSpec, load_spec_file  # noqa: E402
 from meow.train.methods import METHODS  # noqa: E402
@@ -65,7 +68,10 @@ def run_method(spec: PipelineSpec, location: Path, force: bool) -> dict[str, Any
 
 def table(result: dict[str, Any]) -> str:
     rows = [("target", result.get("target")), ("oracle", result.get("oracle"))] + list(result["methods"].items())
-    lines = [f"{'model':<14} {'FQ':>10} {'MU':>7} {'MU/target':>9} {'forget ROUGE-L':>14} {'wall s':>8}"]
+    lines = [
+        f"{'model':<14} {'FQ':>10} {'MU':>7} {'MU/target':>9} {'forget ROUGE-L':>14} {'wall s':>8}"
+        f" {'best FQ@0.95x':>13} {'best FQ@0.9x':>12}"
+    ]
     target_mu = (result.get("target") or {}).get("model_utility")
     for name, entry in rows:
         if entry is None:
@@ -73,9 +79,15 @@ def table(result: dict[str, Any]) -> str:
         fq, mu = entry.get("forget_quality"), entry.get("model_utility")
         relative = f"{mu / target_mu:.2f}x" if mu is not None and target_mu else "-"
         wall = f"{entry['wall_s']:.0f}" if entry.get("wall_s") is not None else "-"
+        best = entry.get("best_forget_quality") or {}
         lines.append(
             f"{name:<14} {_g(fq):>10} {_g(mu, 3):>7} {relative:>9} {_g(entry.get('forget_rouge_l'), 3):>14} {wall:>8}"
+            f" {_g(best.get('0.95')):>13} {_g(best.get('0.9')):>12}"
         )
+    for name, entry in result["methods"].items():
+        if len(entry.get("frontier") or []) > 2:
+            curve = ", ".join(f"{p['epoch']:g}: {_g(p['forget_quality'])} / {_g(p['model_utility'], 3)}" for p in entry["frontier"])
+            lines.append(f"{name} frontier (epoch: FQ / MU): {curve}")
     return "\n".join(lines)
 
 
@@ -111,22 +123,29 @@ def main(argv: list[str] | None = None) -> int:
                 result.setdefault(role, metrics.get(role))
             result["methods"][method] = metrics["methods"][method]
             print(f"[{method}] run finished in {metrics['run_s']:.0f} s", file=sys.stderr, flush=True)
+    target_mu = (result.get("target") or {}).get("model_utility")
     summary = {
         "target": _entry(result.get("target")),
         "oracle": _entry(result.get("oracle")),
-        "methods": {m: _entry(e) for m, e in result["methods"].items()},
+        "methods": {m: _entry(e, target_mu) for m, e in result["methods"].items()},
     }
     print(table(summary))
     print(json.dumps(summary))
     return 0
 
 
-def _entry(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The headline numbers of one entry (the per-split metrics stay in each run's report)."""
+def _entry(entry: dict[str, Any] | None, target_mu: float | None = None) -> dict[str, Any] | None:
+    """The headline numbers of one entry (the per-split metrics stay in each run's report); for a
+    method also its frontier and the best forget quality along it at MU >= 0.95x and >= 0.9x of the target."""
     if entry is None:
         return None
     keys = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_probability", "wall_s")
-    return {k: entry.get(k) for k in keys} | {"splits": entry.get("splits")}
+    out = {k: entry.get(k) for k in keys} | {"splits": entry.get("splits")}
+    if target_mu:
+        frontier = entry.get("frontier") or [{"forget_quality": entry.get("forget_quality"), "model_utility": entry.get("model_utility")}]
+        out["frontier"] = entry.get("frontier") or []
+        out["best_forget_quality"] = {str(r): best_forget_quality(frontier, target_mu, r) for r in (0.95, 0.9)}
+    return out
 
 
 if __name__ == "__main__":

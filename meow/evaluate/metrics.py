@@ -94,3 +94,16 @@ def hm_aggregate(values: Sequence[float]) -> float:
 def model_utility(split_metrics: Mapping[str, Mapping[str, float]]) -> float:
     """Harmonic mean of the 9 utility numbers; `split_metrics[split][metric]`."""
     return hm_aggregate([split_metrics[s][m] for s in UTILITY_SPLITS for m in SPLIT_METRICS])
+
+
+def best_forget_quality(frontier: Sequence[Mapping[str, float | None]], target_utility: float, min_ratio: float) -> float | None:
+    """The highest forget quality along a method's frontier among the points whose model utility is at
+    least `min_ratio` of the target's (None when no point keeps that much utility)."""
+    kept = [
+        p["forget_quality"]
+        for p in frontier
+        if p.get("forget_quality") is not None
+        and p.get("model_utility") is not None
+        and p["model_utility"] >= min_ratio * target_utility
+    ]
+    return max(kept) if kept else None

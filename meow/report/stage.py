@@ -23,6 +23,7 @@ from typing import Any
 
 from meow import hardware
 from meow.evaluate.evaluator import read_per_example
+from meow.evaluate.metrics import best_forget_quality
 from meow.invert.quality import CHECKS, shares
 from meow.invert.stage import CANDIDATES_FILE
 from meow.memo.stage import read_scores
@@ -232,6 +233,12 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
                 for p in e["frontier"]
             ]  # fmt: skip
             parts.append(_table(["epoch", "FQ", "MU", "MU / target", "forget ROUGE-L", "forget TR"], rows))
+            if target_mu:
+                best = {r: best_forget_quality(e["frontier"], target_mu, r) for r in (0.95, 0.9)}
+                parts.append(
+                    f"Best forget quality along it at MU >= 0.95x of the target: {_num(best[0.95], p_value=True)}; "
+                    f"at >= 0.9x: {_num(best[0.9], p_value=True)}."
+                )
 
     parts.append("## Per-split metrics")
     parts.append(

@@ -356,3 +356,13 @@ def test_the_platforms_token_files_and_store_are_protected_wherever_they_are(tmp
         assert str(tmp_path / path) in files, path
     with pytest.raises(SpecRejected):
         check_spec(_spec_with("model", f"{tmp_path}/secrets/metrics"), [str(tmp_path)], protected=files)
+
+
+def test_an_s3_artifact_root_keeps_tenants_apart_under_a_broad_grant():
+    root = "s3://meow-artifacts/platform"
+    grants = [f"{root}/bravo", "s3://meow-artifacts"]  # bravo's own prefix, and a whole-bucket grant
+    check_spec(_spec_with("model", f"{root}/bravo/models/tiny"), grants, artifact_root=root)
+    check_spec(_spec_with("model", "s3://meow-artifacts/shared/tiny"), grants, artifact_root=root)
+    for location in (f"{root}/alpha/data/forget.jsonl", f"{root}//alpha/x", f"{root}/bravo/../alpha/x"):
+        with pytest.raises(SpecRejected):
+            check_spec(_spec_with("forget.source", location), grants, artifact_root=root)

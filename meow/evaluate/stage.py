@@ -16,34 +16,36 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-from meow.data import FieldMapping
+from meow.data import QARecord
 from meow.evaluate.evaluator import evaluate_cached, evaluate_model, forget_ratios, model_metrics, write_per_example
 from meow.evaluate.tofu import EvalSplit, forget_split, options_split, retain_split
 from meow.pipeline.spec import PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
 
 
-def eval_splits(spec: PipelineSpec) -> list[EvalSplit]:
+def eval_splits(spec: PipelineSpec, forget: Sequence[QARecord] | None = None) -> list[EvalSplit]:
+    """The four evaluation sets; `forget`: the spec's forget records when the caller has read them."""
     rows = spec.evaluate.max_rows
-    forget = spec.forget
     return [
-        forget_split(forget.source, rows, FieldMapping(forget.question_field, forget.answer_field), forget.format),
-        retain_split(rows, retain_authors(spec)),
+        forget_split(spec.forget.source, rows, spec.forget.mapping(), spec.forget.format, records=forget),
+        retain_split(rows, retain_authors(spec, forget)),
         options_split("real_authors", rows),
         options_split("world_facts", rows),
     ]
 
 
-def retain_authors(spec: PipelineSpec) -> list[int] | None:
+def retain_authors(spec: PipelineSpec, forget: Sequence[QARecord] | None = None) -> list[int] | None:
     """The retain authors the prepared target was trained on (`meow.train.tofu_mini`); None without
-    `prepare`: all of retain_perturbed, as the reference."""
+    `prepare`: all of retain_perturbed, as the reference. `forget`: the forget records if read already."""
     if "prepare" not in spec.stages:
         return None
     from meow.train import tofu_mini
 
-    return tofu_mini.retain_authors(spec.prepare, spec.forget.records())
+    return tofu_mini.retain_authors(spec.prepare, spec.forget.records() if forget is None else forget)
 
 
 FRONTIER_KEYS = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_probability")
@@ -66,13 +68,19 @@ class EvaluateStage(Stage):
     name = "evaluate"
     reads = ("prepare", "unlearn")
 
+    @cached_property
+    def forget_records(self) -> list[QARecord]:
+        """The forget set, read once per stage: `config()` runs for the inputs hash and again for the
+        manifest, and `run()` evaluates on it."""
+        return self.spec.forget.records()
+
     def config(self) -> dict[str, Any]:
         spec = self.spec
         return {
             "evaluate": spec.evaluate.model_dump(mode="json"),
             # Without `prepare`, the evaluated target is the spec's model itself.
             "model": None if "prepare" in spec.stages else spec.model,
-            "retain_authors": retain_authors(spec),
+            "retain_authors": retain_authors(spec, self.forget_records) if "prepare" in spec.stages else None,
             "method": spec.unlearn.method if "unlearn" in spec.stages else None,
         }
 
@@ -98,7 +106,7 @@ class EvaluateStage(Stage):
         return [str(ctx.upstream("unlearn") / name) for name in names]
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        splits = eval_splits(self.spec)
+        splits = eval_splits(self.spec, self.forget_records)
         ctx.run.log("evaluate_splits", **{s.name: len(s.examples) for s in splits})
         results: dict[str, dict[str, Any]] = {}
         oracle_forget = None

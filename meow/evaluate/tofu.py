@@ -60,13 +60,18 @@ def _example(record: QARecord, base_key: str | None) -> EvalExample:
 
 
 def forget_split(
-    source: str, max_rows: int, mapping: FieldMapping = FieldMapping(), fmt: str | None = None
+    source: str,
+    max_rows: int,
+    mapping: FieldMapping = FieldMapping(),
+    fmt: str | None = None,
+    records: Sequence[QARecord] | None = None,
 ) -> EvalSplit:
     """The forget set's evaluation rows: `<split>_perturbed` for a TOFU split, else the source itself
-    (a custom forget file has a truth ratio only if its rows carry paraphrased and perturbed answers)."""
+    (a custom forget file has a truth ratio only if its rows carry paraphrased and perturbed answers);
+    `records`: the source's records when the caller has read them (the file is not read again)."""
     if source in SPLITS and f"{source}_perturbed" in SPLITS:
         records = load_qa(f"{source}_perturbed")
-    else:
+    elif records is None:
         records = load_qa(source, mapping, fmt)
     return EvalSplit("forget", tuple(_example(r, "paraphrased_answer") for r in records[:max_rows]))
 

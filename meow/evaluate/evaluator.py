@@ -28,7 +28,7 @@ import numpy as np
 from meow import engines
 from meow.engines import SamplingConfig
 from meow.engines.pool import EnginePool, GenerateRequest, ScoreRequest
-from meow.evaluate import metrics, tofu
+from meow.evaluate import leakage, metrics, tofu
 from meow.evaluate.config import EvaluateConfig
 from meow.evaluate.tofu import SPLIT_NAMES, EvalSplit, scored_pair
 from meow.models import templates
@@ -213,6 +213,9 @@ def example_metrics(record: Record, split: EvalSplit) -> Record:
         )
     else:
         derived["probability"] = metrics.probability(answer)
+    if split.name == "forget" and "question" in record:
+        # Secret-level leakage of the greedy generation (`meow.evaluate.leakage`, as `meow probe` counts it).
+        derived.update(leakage.generation_leak(record["question"], record["answer"], record["generation"]))
     return {**record, **derived}
 
 
@@ -248,6 +251,8 @@ def model_metrics(per_example: Mapping[str, Sequence[Record]], oracle_forget: Se
         "forget_rouge_l": forget.get("rouge_l"),
         "forget_probability": forget.get("probability"),
         "forget_truth_ratio": forget.get("truth_ratio"),
+        # Share of forget facts whose secret spans the greedy generation names, with a 95% interval.
+        **(leakage.forget_secret_leak(per_example.get("forget") or []) or {"forget_secret_leak": None}),
         "splits": splits,
     }
 

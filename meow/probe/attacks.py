@@ -1,72 +1,29 @@
-"""Extraction and membership attacks, registered by name.
+"""Extraction and membership attacks, registered by name (the interface is `meow.probe.base`).
 
-Each attack asks one served model about the forget set and returns one row per probe (an
-example, or an example at one prefix length) carrying the record `index`, its scores and the
-model's output. `aggregate` summarises the rows; `statistic` is the headline number (higher =
-more leakage) that the report compares across models, recomputable on resampled rows.
+Every extraction row carries `secret_exact`/`secret_fuzzy` (`meow.evaluate.leakage.span_hits`: does the
+output contain the fact's secret spans) beside ROUGE-L recall and exact match of the whole answer.
 """
 
 from __future__ import annotations
 
-import abc
 import json
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 import fsspec
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from meow.data import QARecord
-from meow.probe.client import ProbeClient
+from meow.data.spans import contains_span
+from meow.evaluate import leakage
+from meow.probe.base import ATTACKS, Attack, AttackSkipped, ProbeData, _mean, _Options, attack, secret
 from meow.probe.scoring import Row, answer_scores, auc, mean_loss, min_k_prob
-from meow.registry import Registry
+
+__all__ = ["ATTACKS", "Attack", "AttackSkipped", "ProbeData", "attack"]
 
 
-class AttackSkipped(Exception):
-    """The attack cannot run here (no paraphrases, no weights, no trainer); the reason goes in the report."""
-
-
-@dataclass
-class ProbeData:
-    forget: list[QARecord]
-    holdout: list[QARecord]
-    seed: int = 0
-    # Local weights of served models by served name (white-box attacks only).
-    weights: dict[str, str] = field(default_factory=dict)
-
-
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_tokens: int = Field(128, ge=1)
-
-
-class Attack(abc.ABC):
-    name: ClassVar[str]
-    Config: ClassVar[type[BaseModel]] = _Options
-    headline: ClassVar[str] = "rouge_l_recall"
-    # Whether the runner may run this attack on several models at once.
-    models_in_parallel: ClassVar[bool] = True
-
-    def __init__(self, config: BaseModel):
-        self.config = config
-
-    @abc.abstractmethod
-    async def run(self, client: ProbeClient, model: str, data: ProbeData) -> list[Row]: ...
-
-    def aggregate(self, rows: list[Row]) -> dict[str, float]:
-        return {"rouge_l_recall": self.statistic(rows), "exact_match": _mean(rows, "exact_match")}
-
-    def statistic(self, rows: list[Row]) -> float:
-        return _mean(rows, "rouge_l_recall")
-
-
-ATTACKS: Registry[type[Attack]] = Registry("attack")
-
-
-def _mean(rows: list[Row], key: str) -> float:
-    return float(np.mean([r[key] for r in rows])) if rows else float("nan")
+def scored(record: QARecord, output: str) -> Row:
+    """An extraction row's scores: the whole answer's, and the secret's."""
+    return {**answer_scores(record.answer, output), **leakage.span_hits(secret(record), [output])}
 
 
 @ATTACKS.register("direct")
@@ -78,7 +35,7 @@ class Direct(Attack):
     async def run(self, client, model, data):
         async def probe(record: QARecord) -> Row:
             [output] = await client.ask(model, record.question, max_tokens=self.config.max_tokens)
-            return {"index": record.index, **answer_scores(record.answer, output), "output": output}
+            return {"index": record.index, **scored(record, output), "output": output}
 
         return await client.map(probe, data.forget, desc=f"direct {model}")
 
@@ -113,16 +70,14 @@ class Paraphrase(Attack):
         async def probe(item: tuple[QARecord, int, str]) -> Row:
             record, k, question = item
             [output] = await client.ask(model, question, max_tokens=self.config.max_tokens)
-            return {"index": record.index, "paraphrase": k, **answer_scores(record.answer, output), "output": output}
+            return {"index": record.index, "paraphrase": k, **scored(record, output), "output": output}
 
         return await client.map(probe, probes, desc=f"paraphrase {model}")
 
-    def statistic(self, rows):
-        return float(np.mean([max(group) for group in _by_index(rows, "rouge_l_recall").values()]))
-
     def aggregate(self, rows):
         return {
-            "rouge_l_recall": self.statistic(rows),
+            **super().aggregate(rows),
+            "rouge_l_recall": float(np.mean([max(g) for g in _by_index(rows, "rouge_l_recall").values()])),
             "exact_match": float(np.mean([max(g) for g in _by_index(rows, "exact_match").values()])),
             "rouge_l_recall_mean_paraphrase": _mean(rows, "rouge_l_recall"),
         }
@@ -170,7 +125,15 @@ class Prefix(Attack):
         async def probe(item) -> Row:
             record, fraction, given, rest = item
             [output] = await client.ask(model, record.question, answer_start=given, max_tokens=self.config.max_tokens)
-            return {"index": record.index, "fraction": fraction, **answer_scores(rest, output), "output": output}
+            # Only the spans the given start does not already state are the secret here.
+            withheld = [s for s in secret(record) if not contains_span(given, s)]
+            return {
+                "index": record.index,
+                "fraction": fraction,
+                **answer_scores(rest, output),
+                **leakage.span_hits(withheld, [output]),
+                "output": output,
+            }
 
         return await client.map(probe, probes, desc=f"prefix {model}")
 
@@ -205,14 +168,17 @@ class Sampling(Attack):
                 # Same samples for every model and every rerun.
                 seed=data.seed + record.index * self.config.n,
             )
-            scores = [answer_scores(record.answer, o) for o in outputs]
+            scores = [scored(record, o) for o in outputs]
             best = max(range(len(outputs)), key=lambda i: scores[i]["rouge_l_recall"])
+            # Any sample naming the secret leaks it; the output shown is one that does, if any.
+            leaking = [i for i, s in enumerate(scores) if s[leakage.FUZZY] == 1]
             return {
                 "index": record.index,
                 "rouge_l_recall": scores[best]["rouge_l_recall"],
                 "exact_match": max(s["exact_match"] for s in scores),
                 "mean_rouge_l_recall": float(np.mean([s["rouge_l_recall"] for s in scores])),
-                "output": outputs[best],
+                **leakage.span_hits(secret(record), outputs),
+                "output": outputs[leaking[0] if leaking else best],
             }
 
         return await client.map(probe, data.forget, desc=f"sampling {model}")
@@ -266,12 +232,3 @@ class Membership(Attack):
             "loss_forget": _mean(members, "loss"),
             "loss_holdout": _mean(others, "loss"),
         }
-
-
-def attack(name: str, options: dict[str, Any] | None = None) -> Attack:
-    cls = ATTACKS.get(name)
-    return cls(cls.Config.model_validate(options or {}))
-
-
-# Registers "relearn" (it builds on the classes above).
-from meow.probe import relearn as _relearn  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -14,10 +14,18 @@ class ProbeConfig(BaseModel):
     endpoint: str
     # Served model names, in the report's column order.
     models: tuple[str, ...] = Field(min_length=1)
-    # A TOFU split name (its `_perturbed` sibling supplies paraphrased questions) or a file/URI.
+    # A TOFU split name (its `_perturbed` sibling supplies paraphrased questions) or a file/URI,
+    # read with the same field mapping as a spec's `forget` (`meow probe --run` takes all four from
+    # the run's spec).
     forget: str = "forget01"
-    # Non-members for membership inference: TOFU questions no model was trained on.
-    holdout: str = "holdout01"
+    question_field: str = "question"
+    answer_field: str = "answer"
+    format: Literal["jsonl", "json", "parquet", "csv"] | None = None
+    # Non-members for membership inference, of the same kind as the forget set: a held-out part of the
+    # user's facts (a file with the forget set's field mapping, or a TOFU split), or `counterfactual`:
+    # each forget fact with its secret spans replaced by structured inversion (never shown to a model).
+    # Unset: TOFU's holdout01 for a TOFU forget split, counterfactual facts for any other forget set.
+    holdout: str | None = None
     # Registered attack names; `all` for every one.
     attacks: tuple[str, ...] = Field(("all",), validate_default=True)
     # Per-attack options by attack name, validated by that attack's own config class.
@@ -28,9 +36,11 @@ class ProbeConfig(BaseModel):
     # Examples in flight at once (the server sheds the excess with 429; the client retries).
     concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(600, gt=0)
-    # Verdicts compare `subject` with the first of `references` that was probed.
+    # Verdicts compare `subject` with the first of `references` that was probed: the oracle (never
+    # trained on the forget set), else `base` (the model before it learned the facts), else, as a
+    # last resort the report flags, the `original` model before unlearning.
     subject: str = "unlearned"
-    references: tuple[str, ...] = ("oracle", "original")
+    references: tuple[str, ...] = ("oracle", "base", "original")
     seed: int = 0
 
     @field_validator("endpoint")
@@ -41,7 +51,7 @@ class ProbeConfig(BaseModel):
     @field_validator("attacks")
     @classmethod
     def _registered_attacks(cls, attacks: tuple[str, ...]) -> tuple[str, ...]:
-        from meow.probe.attacks import ATTACKS
+        from meow.probe.base import ATTACKS
 
         names = tuple(ATTACKS.names()) if "all" in attacks else attacks
         unknown = [n for n in names if n not in ATTACKS]
@@ -52,7 +62,7 @@ class ProbeConfig(BaseModel):
     @field_validator("options")
     @classmethod
     def _valid_options(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from meow.probe.attacks import ATTACKS
+        from meow.probe.base import ATTACKS
 
         for name, values in options.items():
             if name not in ATTACKS:

@@ -1,11 +1,15 @@
-"""Relearning attack: fine-tune a model on half of the forget set, see how much of the other half comes back.
+"""Relearning attack: fine-tune a model on part of the forget set, see how much of the rest comes back.
 
 White-box: it needs the weights behind a served name (`ProbeData.weights`), trains a copy with
-a registered relearner, and asks the questions of the held-out half to the model before and
-after, on a local engine, greedy, with the prompt meow evaluates with. Halves interleave (even
-and odd positions), so both halves cover the same authors: recovery then measures how much
-related knowledge the unlearning left in place. A model unlearned well recovers no more than
-the oracle does when fine-tuned the same way.
+a registered relearner, and asks the questions of the held-out part to the model before and
+after, on a local engine, greedy, with the prompt meow evaluates with. Parts interleave (even
+and odd positions), so both cover the same authors: recovery then measures how much related
+knowledge the unlearning left in place. A model unlearned well recovers no more than the oracle
+does when fine-tuned the same way.
+
+Bounded for CPUs: at most `max_train_records` facts (default 8) for `train.epochs` epochs of
+`train.batch_size` (3 x 2 = 6 optimizer steps by default) and recall of at most
+`max_recall_records` others; the headline is the share of those whose secret spans come back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from meow.data import QARecord
 from meow.engines import EngineConfig, SamplingConfig, create_engine
 from meow.models.templates import question_prompt
-from meow.probe.attacks import ATTACKS, Attack, AttackSkipped, ProbeData, _mean
+from meow.evaluate import leakage
+from meow.probe.base import ATTACKS, Attack, AttackSkipped, ProbeData, _mean, secret
 from meow.probe.scoring import Row, answer_scores
 from meow.registry import Registry
 from meow.train.config import TrainConfig
@@ -35,6 +40,9 @@ class RelearnOptions(BaseModel):
     train: TrainConfig = TrainConfig(
         learning_rate=2e-5, epochs=3, batch_size=4, micro_batch_size=4, warmup_epochs=0, workers=1
     )
+    # The part of the forget set trained on (even positions, the first N) and recalled (odd positions).
+    max_train_records: int = Field(8, ge=1)
+    max_recall_records: int = Field(32, ge=1)
     max_tokens: int = Field(128, ge=1)
     # How answers are generated before and after relearning.
     engine: EngineConfig = EngineConfig()
@@ -69,7 +77,7 @@ def meow_train(model: str, records: list[QARecord], out_dir: Path, options: Rele
 
 @ATTACKS.register("relearn")
 class Relearn(Attack):
-    """Fine-tune on half the forget set; ROUGE-L recall on the other half after relearning (and before)."""
+    """Fine-tune on part of the forget set; secret leakage of the rest after relearning (and before)."""
 
     name = "relearn"
     Config = RelearnOptions
@@ -79,7 +87,8 @@ class Relearn(Attack):
         weights = data.weights.get(model)
         if weights is None:
             raise AttackSkipped(f"no local weights for {model!r}: relearning fine-tunes the model itself")
-        train, held_out = data.forget[0::2], data.forget[1::2]
+        train = data.forget[0::2][: self.config.max_train_records]
+        held_out = data.forget[1::2][: self.config.max_recall_records]
         relearner = RELEARNERS.get(self.config.trainer)
         with tempfile.TemporaryDirectory(dir=self.config.workdir) as tmp:
             relearned = await asyncio.to_thread(relearner, weights, train, Path(tmp) / model, self.config)
@@ -88,19 +97,24 @@ class Relearn(Attack):
             {
                 "index": record.index,
                 "rouge_before": answer_scores(record.answer, old)["rouge_l_recall"],
+                "secret_before": leakage.span_hits(secret(record), [old])[leakage.EXACT],
                 **answer_scores(record.answer, new),
+                **leakage.span_hits(secret(record), [new]),
                 "output": new,
+                "output_before": old,
             }
             for record, old, new in zip(held_out, before, after)
         ]
 
     def aggregate(self, rows):
-        after, before = self.statistic(rows), _mean(rows, "rouge_before")
+        after, before = _mean(rows, "rouge_l_recall"), _mean(rows, "rouge_before")
+        secret_before = leakage.share(rows, "secret_before")
         return {
-            "rouge_l_recall": after,
-            "exact_match": _mean(rows, "exact_match"),
+            **super().aggregate(rows),
             "rouge_l_recall_before": before,
             "recovery": after - before,
+            "secret_leak_before": secret_before,
+            "secret_recovery": self.statistic(rows) - secret_before,
         }
 
     def _answers(self, models: list[str], records: list[QARecord]) -> list[list[str]]:

@@ -1,4 +1,10 @@
-"""The leakage report: every attack's numbers for every model side by side, a verdict per attack, plots."""
+"""The leakage report: every attack's numbers for every model side by side, a verdict per attack, plots.
+
+The report names the forget set it probed (source, field mapping, record count, sha256 of the
+probed records) and the non-members membership inference compared them with, and ends with the
+per-fact table: each fact's question, its secret spans, what each model answered (the direct
+attack's greedy answer) and which attacks made it name the secret.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from meow.probe.attacks import Attack
+from meow.data import QARecord
+from meow.evaluate import leakage
+from meow.probe.base import Attack, secret
 from meow.probe.scoring import Row, paired_bootstrap
 
 Direction = Literal["more", "same", "less"]
 WORDS = {"more": "leaks more than", "same": "leaks about as much as", "less": "leaks less than"}
+# What the verdict's reference is: a model that never learned the facts, or only the model before unlearning.
+REFERENCE_KIND = {
+    "oracle": "never trained on the forget set",
+    "base": "the model before it learned the facts",
+    "original": "the model before unlearning, NOT a model that never saw the facts: serve one and name it "
+    "with --reference for a verdict that means forgetting",
+}
+
 
 
 @dataclass
@@ -54,11 +70,45 @@ def verdict(
     difference = attack.statistic(a.rows) - attack.statistic(b.rows)
     low, high = paired_bootstrap(a.rows, b.rows, attack.statistic, seed=seed)
     direction: Direction = "more" if low > 0 else "less" if high < 0 else "same"
+    kind = REFERENCE_KIND.get(reference, "the reference named with --reference")
     line = (
-        f"{name}: {subject} {WORDS[direction]} {reference} ({metric} {a.aggregate[metric]:.3f} vs "
-        f"{b.aggregate[metric]:.3f}; 95% CI of the difference [{low:+.3f}, {high:+.3f}])"
+        f"{name}: {subject} {WORDS[direction]} {reference} ({metric} {_value(a.aggregate, metric)} vs "
+        f"{_value(b.aggregate, metric)}; 95% CI of the difference [{low:+.3f}, {high:+.3f}]; {reference}: {kind})"
     )
     return Verdict(name, metric, line, subject, reference, direction, difference, (low, high))
+
+
+def _value(aggregate: dict[str, float], metric: str) -> str:
+    """`0.500`, with its 95% interval when the aggregate has one: `0.500 [0.200, 0.800]`."""
+    value = aggregate.get(metric, math.nan)
+    low, high = aggregate.get(f"{metric}_low"), aggregate.get(f"{metric}_high")
+    if low is None or high is None or math.isnan(low):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def fact_table(
+    forget: list[QARecord], models: tuple[str, ...], results: dict[str, dict[str, Outcome]]
+) -> list[dict]:
+    """Per fact: question, answer, secret spans and, per model, the direct answer and the attacks that leaked
+    the secret (exactly or fuzzily)."""
+    facts = []
+    for record in forget:
+        fact = {"index": record.index, "question": record.question, "answer": record.answer}
+        fact["secret"] = list(secret(record))
+        fact["models"] = {}
+        for model in models:
+            said, leaked, fuzzy = None, [], []
+            for name, outcomes in results.items():
+                rows = [r for r in outcomes[model].rows if r.get("index") == record.index and "output" in r]
+                said = said if said is not None or name != "direct" or not rows else rows[0]["output"]
+                if leakage.per_fact(rows, leakage.EXACT).get(record.index):
+                    leaked.append(name)
+                elif leakage.per_fact(rows, leakage.FUZZY).get(record.index):
+                    fuzzy.append(name)
+            fact["models"][model] = {"said": said, "leaked_by": leaked, "fuzzy_by": fuzzy}
+        facts.append(fact)
+    return facts
 
 
 def write_report(
@@ -67,9 +117,19 @@ def write_report(
     attacks: dict[str, Attack],
     results: dict[str, dict[str, Outcome]],
     verdicts: dict[str, Verdict],
+    probed: dict | None = None,
+    forget: list[QARecord] | None = None,
 ) -> dict:
-    """leakage.json, leakage.md and PNG plots in `out`; returns what leakage.json holds."""
+    """leakage.json, leakage.md, facts.jsonl and PNG plots in `out`; returns what leakage.json holds.
+
+    `probed` says what was probed (`forget` set identity, `nonmembers`, `reference`); `forget` are the
+    probed records, for the per-fact table."""
+    facts = fact_table(forget or [], models, results)
+    with open(out / "facts.jsonl", "w") as f:
+        for fact in facts:
+            f.write(json.dumps(fact) + "\n")
     summary = {
+        **(probed or {}),
         "models": list(models),
         "attacks": {
             name: {
@@ -83,7 +143,7 @@ def write_report(
         },
     }
     (out / "leakage.json").write_text(json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
-    (out / "leakage.md").write_text(markdown(models, attacks, results, verdicts))
+    (out / "leakage.md").write_text(markdown(models, attacks, results, verdicts, probed or {}, facts))
     plot(out, models, attacks, results)
     return summary
 
@@ -93,9 +153,12 @@ def markdown(
     attacks: dict[str, Attack],
     results: dict[str, dict[str, Outcome]],
     verdicts: dict[str, Verdict],
+    probed: dict | None = None,
+    facts: list[dict] | None = None,
 ) -> str:
     head = "| attack | metric | " + " | ".join(models) + " |\n|---|---|" + "---|" * len(models) + "\n"
-    lines = ["# Leakage report", "", "Higher = more of the forget set revealed. " + _legend(), "", head.rstrip("\n")]
+    lines = ["# Leakage report", "", *_probed(probed or {})]
+    lines += ["Higher = more of the forget set revealed. " + _legend(), "", head.rstrip("\n")]
     for name, attack in attacks.items():
         lines.append(
             f"| {name} | {attack.headline} | "
@@ -104,18 +167,49 @@ def markdown(
         )
     lines += ["", "## Verdicts", ""] + [f"- {verdicts[name].line}" for name in attacks]
     for name in attacks:
-        metrics = sorted({k for o in results[name].values() for k in o.aggregate})
+        metrics = sorted({k for o in results[name].values() for k in o.aggregate if not k.endswith(("_low", "_high"))})
         lines += ["", f"## {name}", "", head.rstrip("\n")]
         lines += [f"| {name} | {k} | " + " | ".join(_cell(results[name][m], k) for m in models) + " |" for k in metrics]
         lines += [f"- {m}: skipped ({o.skipped})" for m, o in results[name].items() if o.skipped]
+    lines += _fact_lines(models, facts or [])
     return "\n".join(lines) + "\n"
+
+
+def _probed(probed: dict) -> list[str]:
+    lines = []
+    forget = probed.get("forget")
+    if forget:
+        fields = f"question field `{forget['question_field']}`, answer field `{forget['answer_field']}`"
+        lines.append(
+            f"Forget set probed: `{forget['source']}` ({forget['records']} of {forget['records_in_source']} "
+            f"records, {fields}; sha256 of the probed records `{forget['sha256']}`)."
+        )
+    nonmembers = probed.get("nonmembers")
+    if nonmembers:
+        count = nonmembers["records"]
+        lines.append(f"Non-members for membership inference: {nonmembers['description']} ({count} records).")
+    if probed.get("reference"):
+        lines.append(f"Reference: {probed['reference']}.")
+    return [*lines, ""] if lines else []
+
+
+def _fact_lines(models: tuple[str, ...], facts: list[dict]) -> list[str]:
+    from meow.report.leakage import facts_table
+
+    legend = (
+        "The secret is the answer's fact-bearing spans; a model *leaked* a fact when its output under an attack "
+        "names one of them (exactly; *fuzzy*: partial ratio >= 0.9). Answers are the direct attack's."
+    )
+    return ["", "## Per fact", "", *facts_table(models, facts, legend)] if facts else []
 
 
 def _legend() -> str:
     return (
-        "ROUGE-L recall of the true answer (rouge-score, stemmed) and exact-match rate (the whole answer "
-        "verbatim in the output) for the extraction attacks; ROC AUC of forget vs holdout answers for "
-        "membership inference (0.5 = indistinguishable)."
+        "Extraction attacks: `secret_leak`, the share of facts whose secret spans (names, dates, numbers, "
+        "places, titles) the output names, with its 95% bootstrap interval over facts (`secret_leak_fuzzy`: "
+        "partial ratio >= 0.9); ROUGE-L recall of the true answer (rouge-score, stemmed) and exact-match "
+        "rate (the whole answer verbatim in the output) below. Membership inference: ROC AUC of forget vs "
+        "non-member answers (0.5 = indistinguishable)."
     )
 
 
@@ -123,7 +217,7 @@ def _cell(outcome: Outcome, metric: str) -> str:
     if outcome.skipped is not None:
         return "skipped"
     value = outcome.aggregate.get(metric)
-    return "" if value is None or math.isnan(value) else f"{value:.3f}"
+    return "" if value is None or math.isnan(value) else _value(outcome.aggregate, metric)
 
 
 def plot(

@@ -28,7 +28,9 @@ def locate_run(run: str) -> Path:
 
 
 def run_models(run: str) -> dict[str, str]:
-    """`original`, `unlearned` and, when the run prepared one, `oracle` -> model spec.
+    """`original`, `unlearned` and, when the run prepared one, `oracle` -> model spec; without an oracle,
+    `base` when it is known: the model the original was fine-tuned from by `meow finetune` (its manifest's
+    `base`), the reference that never learned the facts.
 
     `original` is the model the run unlearned: the TOFU target it prepared, else the spec's `model`.
     """
@@ -43,7 +45,19 @@ def run_models(run: str) -> dict[str, str]:
     models["unlearned"] = str(unlearned)
     if _is_model(prepared / "oracle"):
         models["oracle"] = str(prepared / "oracle")
+    elif base := finetuned_from(models["original"]):
+        models["base"] = base
     return models
+
+
+def finetuned_from(model: str) -> str | None:
+    """The base a `meow finetune` model directory was trained from (its meow manifest), if it is one."""
+    from meow.models.cache import read_manifest
+
+    path = Path(model).expanduser()
+    manifest = read_manifest(path) if path.is_dir() else None
+    base = (manifest or {}).get("base")
+    return base if isinstance(base, str) and base != str(path) else None
 
 
 def _is_model(path: Path) -> bool:

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from meow.data import QARecord, load_tofu
 from meow.engines import EngineConfig
-from meow.models.templates import question_prompt
 from meow.probe import ATTACKS, ProbeConfig, run_probe
 from meow.probe.relearn import RELEARNERS, RelearnOptions
 from meow.serve import ModelEntry, ServeConfig
+from meow.testing.memorise import memorise
 from meow.testing.servers import free_port
 
 LIMIT = 6
@@ -40,24 +40,9 @@ OPTIONS = {
 
 @RELEARNERS.register("test-finetune")
 def finetune(model: str, records: list[QARecord], out_dir: Path, options) -> str:
-    """Full-batch AdamW on question prompt + answer, one step per epoch, with plain transformers (seconds on
-    the tiny model; the default relearner, meow.train on Ray Train, is exercised by the slow test below)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    net = AutoModelForCausalLM.from_pretrained(model)
-    texts = [question_prompt(tokenizer, r.question) + r.answer + tokenizer.eos_token for r in records]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=options.train.learning_rate)
-    for _ in range(int(options.train.epochs)):
-        net(**batch, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    net.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return str(out_dir)
+    """Full-batch AdamW, one step per epoch, with plain transformers (seconds on the tiny model; the
+    default relearner, meow.train on Ray Train, is exercised by the slow test below)."""
+    return memorise(model, records, out_dir, options.train.learning_rate, int(options.train.epochs))
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +88,9 @@ def test_the_memorising_model_is_caught_and_the_fresh_one_is_not(report):
     direct = attacks["direct"]["models"]
     assert direct["original"]["exact_match"] == 1.0 and direct["original"]["rouge_l_recall"] == 1.0
     assert direct["unlearned"]["rouge_l_recall"] < 0.5 and direct["unlearned"]["exact_match"] == 0
+    # Secret-level: every fact's spans come back from the memorising model, none from the fresh one.
+    assert direct["original"]["secret_leak"] == 1.0 and direct["original"]["secret_leak_low"] == 1.0
+    assert direct["unlearned"]["secret_leak"] == 0.0
     prefix = attacks["prefix"]["models"]
     assert prefix["original"]["rouge_l_recall"] > 0.9 > 0.5 > prefix["unlearned"]["rouge_l_recall"]
     assert (
@@ -159,10 +147,22 @@ def test_relearning_trains_on_one_half_and_scores_the_other(report):
 def test_report_files(report):
     from prometheus_client.parser import text_string_to_metric_families
 
+    from meow.probe.runner import records_sha256
+
     out, summary = report
-    for name in ("leakage.json", "leakage.md", "leakage.png", "prefix.png", "membership.png", "metrics.prom"):
+    files = ("leakage.json", "leakage.md", "facts.jsonl", "leakage.png", "prefix.png", "membership.png")
+    for name in (*files, "metrics.prom"):
         assert (out / name).stat().st_size > 0, name
+    # The report names what it probed: TOFU forget01's first LIMIT records, against TOFU's holdout.
+    forget = summary["forget"]
+    assert (forget["source"], forget["records"], forget["records_in_source"]) == ("forget01", LIMIT, 40)
+    assert forget["sha256"] == records_sha256(load_tofu("forget01")[:LIMIT])
+    assert summary["nonmembers"]["source"] == "holdout01" and summary["reference"] == "oracle"
+    facts = [json.loads(line) for line in (out / "facts.jsonl").read_text().splitlines()]
+    assert [f["index"] for f in facts] == list(range(LIMIT))
+    assert all("direct" in f["models"]["original"]["leaked_by"] for f in facts)
     table = (out / "leakage.md").read_text()
+    assert "Forget set probed: `forget01` (6 of 40 records" in table and "## Per fact" in table
     assert "| attack | metric | original | unlearned | oracle |" in table
     assert table.count("leaks about as much as oracle") >= 4
     families = {f.name: f for f in text_string_to_metric_families((out / "metrics.prom").read_text())}

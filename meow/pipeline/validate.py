@@ -251,7 +251,9 @@ def _check_run_dir(run_dir: str, storage_options: dict[str, Any] | None) -> None
 
     try:
         fs, root = fsspec.core.url_to_fs(run_dir, **(storage_options or {}))
-        fs.exists(root.split("/", 1)[0])
+        fs.info(root)  # not `exists`: s3fs answers False for missing credentials too
+    except FileNotFoundError:
+        return  # a new run directory
     except Exception as e:  # noqa: BLE001 - storage failures become one line; others re-raise
         problem = storage_error(run_dir, e)
         if problem is None:

@@ -99,3 +99,19 @@ def test_s3_forget_set_and_model(s3_server, tmp_path):
         check_text("model: s3://acme/models/none\n")
     with pytest.raises(InvalidRun, match=r"^s3://acme/sets: is a directory"):
         check_text("forget: {source: s3://acme/sets}\n")
+
+
+def test_an_s3_run_dir_needs_credentials_not_an_existing_prefix(s3_server, monkeypatch):
+    import boto3
+    import s3fs
+
+    boto3.client("s3").create_bucket(Bucket="runs")
+    assert check_text("name: t\n", run_dir="s3://runs/team-a/new").forget_records == 40
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    s3fs.S3FileSystem.clear_instance_cache()  # fsspec reuses the client made with credentials
+    with pytest.raises(InvalidRun, match=r"^--run-dir: s3://runs/team-a/new: no credentials for s3://"):
+        check_text("name: t\n", run_dir="s3://runs/team-a/new")

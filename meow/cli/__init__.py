@@ -13,6 +13,7 @@ from meow.cli.models import models
 from meow.cli.platform_client import PLATFORM_COMMANDS
 from meow.cli.probe import probe
 from meow.cli.serve import serve
+from meow.cli.sweep import sweep
 from meow.cli.unlearn import run_stage, unlearn
 from meow.cli.validate import validate
 
@@ -32,6 +33,7 @@ main.add_command(generate)
 main.add_command(validate)
 main.add_command(unlearn)
 main.add_command(run_stage)
+main.add_command(sweep)
 main.add_command(finetune)
 main.add_command(serve)
 main.add_command(probe)

@@ -187,7 +187,4 @@ def test_the_readme_deploy_section_shows_only_commands_of_this_doc():
     commands = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
     documented = {ln for block in re.findall(r"```bash\n(.*?)```", DOC, re.S) for ln in block.splitlines()}
     assert len(commands) >= 10
-    # README.md (not ours to edit here) still shows the dependency build that the chart no longer
-    # needs: drop this allowance once its line is gone.
-    stale = {"helm dependency build helm/meow"}
-    assert [c for c in commands if c not in documented and c not in stale] == []
+    assert [c for c in commands if c not in documented] == []

@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 # Bump when a change to data encoding or the training loop changes what a prepared model is.
 RECIPE_VERSION = 1
-# Where and how robustly training runs, not what it computes: left out of the cache key.
+# Where and how robustly training runs, and what it exports on the way (save_epochs), not what it
+# computes: left out of the cache key.
 PLACEMENT_FIELDS = {
+    "save_epochs",
     "workers",
     "cpus_per_worker",
     "gpus_per_worker",

@@ -198,6 +198,10 @@ class Membership(Attack):
     The headline is the AUC of the loss attack. Above the oracle's, the forget set still looks like
     training data; below it, unlearning pushed the forget answers to look *less* likely than unseen
     ones, which is detectable too.
+
+    With counterfactual non-members (each fact's twin with its secret replaced), every fact also has
+    a *gap*: loss of the twin minus loss of the true answer (> 0: the model prefers the true fact), and
+    `distribution_test` compares two models' gaps as forget quality compares truth ratios (KS p-value).
     """
 
     name = "membership"
@@ -210,12 +214,15 @@ class Membership(Attack):
         async def probe(item: tuple[QARecord, bool]) -> Row:
             record, member = item
             logprobs = await client.answer_logprobs(model, record.question, record.answer)
+            twin_of = None if member else record.extra.get("counterfactual_of")
+            twin = {} if twin_of is None else {"twin_of": twin_of}
             return {
                 "index": record.index,
                 "member": member,
                 "tokens": len(logprobs),
                 "loss": mean_loss(logprobs),
                 "min_k": min_k_prob(logprobs, self.config.k),
+                **twin,
             }
 
         return await client.map(probe, probes, desc=f"membership {model}")
@@ -231,4 +238,19 @@ class Membership(Attack):
             "auc_min_k": auc([r["member"] for r in rows], [r["min_k"] for r in rows]),
             "loss_forget": _mean(members, "loss"),
             "loss_holdout": _mean(others, "loss"),
+            **({"preference_gap": float(np.mean(gaps))} if (gaps := self.gaps(rows)) else {}),
         }
+
+    @staticmethod
+    def gaps(rows: list[Row]) -> list[float]:
+        """Per fact with a counterfactual twin: loss(twin) - loss(true answer)."""
+        true = {r["index"]: r["loss"] for r in rows if r["member"]}
+        return [r["loss"] - true[r["twin_of"]] for r in rows if r.get("twin_of") in true]
+
+    def distribution_test(self, subject: list[Row], reference: list[Row]) -> float | None:
+        """Forget-quality-style p-value: two-sample KS test of the two models' per-fact gaps (1 = the
+        subject prefers the true facts over their twins as the reference does); None without twins."""
+        from meow.evaluate.metrics import ks_test
+
+        a, b = self.gaps(subject), self.gaps(reference)
+        return ks_test(a, b) if len(a) >= 2 and len(b) >= 2 else None

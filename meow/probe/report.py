@@ -51,6 +51,8 @@ class Verdict:
     # statistic(subject) - statistic(reference): the point estimate and its 95% bootstrap interval
     difference: float | None = None
     interval: tuple[float, float] | None = None
+    # Forget-quality-style distribution test against the reference, where the attack has one.
+    ks_pvalue: float | None = None
 
 
 def verdict(
@@ -75,7 +77,11 @@ def verdict(
         f"{name}: {subject} {WORDS[direction]} {reference} ({metric} {_value(a.aggregate, metric)} vs "
         f"{_value(b.aggregate, metric)}; 95% CI of the difference [{low:+.3f}, {high:+.3f}]; {reference}: {kind})"
     )
-    return Verdict(name, metric, line, subject, reference, direction, difference, (low, high))
+    test = getattr(attack, "distribution_test", None)
+    p = test(a.rows, b.rows) if test else None
+    if p is not None:
+        line += f"; KS p = {p:.3g} of the per-fact loss gaps to counterfactual twins (1 = like {reference})"
+    return Verdict(name, metric, line, subject, reference, direction, difference, (low, high), p)
 
 
 def _value(aggregate: dict[str, float], metric: str) -> str:

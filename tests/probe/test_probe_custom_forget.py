@@ -127,7 +127,11 @@ def test_secret_leakage_per_attack_with_intervals_against_the_base(probed):
     assert direct["unlearned"]["secret_leak"] == 1.0 and direct["base"]["secret_leak"] == 0.0
     # The memorised facts look like members next to their counterfactual twins.
     assert summary["attacks"]["membership"]["models"]["unlearned"]["auc_loss"] == 1.0
-    assert summary["attacks"]["membership"]["verdict"]["reference"] == "base"
+    membership = summary["attacks"]["membership"]["verdict"]
+    assert membership["reference"] == "base"
+    # Counterfactual twins give a forget-quality-style test: the fine-tuned model prefers the true facts.
+    assert membership["ks_pvalue"] is not None and "KS p = " in membership["line"]
+    assert summary["attacks"]["membership"]["models"]["unlearned"]["preference_gap"] > 0
 
 
 def test_the_verdicts_match_the_per_fact_table(probed):

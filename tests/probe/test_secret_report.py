@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from meow.data import QARecord
 from meow.data.spans import contains_span
 from meow.probe.attacks import scored
@@ -130,3 +132,26 @@ def test_no_base_without_a_finetune_manifest(tmp_path, tiny_model_dir):
     from meow.serve.rundir import run_models
 
     assert set(run_models(str(_run(tmp_path, tiny_model_dir, manifest_base=None)))) == {"original", "unlearned"}
+
+
+def test_membership_against_counterfactual_twins_gets_a_distribution_test():
+    membership = attack("membership")
+
+    def rows(gap: float, spread: float) -> list[dict]:
+        out = []
+        for i in range(8):
+            out.append({"index": i, "member": True, "loss": 1.0, "min_k": -1.0})
+            out.append({"index": i, "member": False, "loss": 1.0 + gap + spread * i, "min_k": -2.0, "twin_of": i})
+        return out
+
+    remembers, fresh = rows(2.0, 0.1), rows(0.0, 0.01)
+    assert membership.aggregate(remembers)["preference_gap"] == pytest.approx(2.35)
+    outcomes = {m: Outcome(r, membership.aggregate(r)) for m, r in (("unlearned", remembers), ("base", fresh))}
+    v = verdict("membership", membership, outcomes, "unlearned", ("base",), seed=0)
+    assert v.ks_pvalue < 0.01 and "KS p = " in v.line
+    alike = {"unlearned": outcomes["base"], "base": outcomes["base"]}
+    same = verdict("membership", membership, alike, "unlearned", ("base",), seed=0)
+    assert same.ks_pvalue == 1.0
+    # TOFU's holdout is other facts, not twins: no test.
+    plain = [{k: v for k, v in r.items() if k != "twin_of"} for r in remembers]
+    assert membership.distribution_test(plain, plain) is None

@@ -48,7 +48,9 @@ def retain_authors(spec: PipelineSpec, forget: Sequence[QARecord] | None = None)
     return tofu_mini.retain_authors(spec.prepare, spec.forget.records() if forget is None else forget)
 
 
-FRONTIER_KEYS = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_probability")
+FRONTIER_KEYS = (
+    "forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_probability", "forget_secret_leak",
+)  # fmt: skip
 
 
 def frontier(results: dict[str, dict[str, Any]], spec: PipelineSpec) -> list[dict[str, Any]]:

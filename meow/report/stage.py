@@ -31,6 +31,7 @@ from meow.pipeline.rundir import RunDir, versions
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
 from meow.report import plots
+from meow.report.leakage import leakage_section
 from meow.select.stage import SELECTED_FILE
 
 # Stages whose time it takes to produce the unlearned model (those the run has).
@@ -281,6 +282,9 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
         parts.append(f"The original answer out-scores every inverted candidate on {above} of {len(rows)} facts.")
 
     if (section := inversion_section(facts)) is not None:
+        parts.append(section)
+    forget_records = {role: records.get("forget", []) for role, records in facts["per_example"].items()}
+    if section := leakage_section(forget_records):
         parts.append(section)
     parts.append(examples_section(facts))
     parts.append(timings_section(facts))

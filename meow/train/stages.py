@@ -32,8 +32,13 @@ def checkpoint_location(ctx: StageContext) -> str:
 
 
 def epochs_location(ctx: StageContext) -> str:
-    """Where the models after each whole epoch go: `<stage>/epochs/epoch-<k>` in the run directory."""
-    return f"{ctx.run.location.rstrip('/')}/{ctx.dir.name}/epochs"
+    """Where the models after each whole epoch go: `<stage>/epochs/epoch-<k>` in the run directory
+    (absolute: the training workers do not run in the driver's working directory)."""
+    from meow.models.resolve import is_remote
+
+    if is_remote(ctx.run.location):
+        return f"{ctx.run.location.rstrip('/')}/{ctx.dir.name}/epochs"
+    return str((ctx.dir / "epochs").resolve())
 
 
 def _remove_checkpoints(ctx: StageContext) -> None:
@@ -137,6 +142,12 @@ class UnlearnStage(Stage):
         # Same inputs, same run name: a rerun after a crash resumes; changed inputs start afresh.
         name = f"train-{inputs_hash(self, ctx.run)}"
         result = fit(job, plan, checkpoint_location(ctx), name, ctx.dir / "model")
+        if train.save_epochs and ctx.run.remote:
+            # The workers wrote them to the run's remote location; the evaluation reads the stage's files.
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(epochs_location(ctx))
+            fs.get(root, str(ctx.dir / "epochs"), recursive=True)
         with open(ctx.dir / "train_log.jsonl", "w") as f:
             for record in result.history:
                 f.write(json.dumps(record) + "\n")

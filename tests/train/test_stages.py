@@ -70,9 +70,11 @@ def test_prepare_then_unlearn_with_a_retain_method(ray_local, tiny_model_dir, tm
 
 def test_meow_unlearns_on_the_selected_inversions(ray_local, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(driver, "load_stage", lambda name: StandInSelect if name == "select" else load_stage(name))
-    # Three epochs with the models after epochs 1 and 2 exported for the frontier.
+    # Three epochs with the models after epochs 1 and 2 exported for the frontier, into a run directory
+    # given relative to the driver's working directory (the workers have their own).
     train = TRAIN.replace("epochs: 1", "epochs: 3\n    save_epochs: true")
-    run = driver.run_pipeline(spec(tiny_model_dir, ["select", "unlearn"], "meow", train), str(tmp_path / "run"))
+    monkeypatch.chdir(tmp_path)
+    run = driver.run_pipeline(spec(tiny_model_dir, ["select", "unlearn"], "meow", train), "run")
     summary = run.manifest("unlearn")["summary"]
     assert summary["method"] == "meow" and summary["facts"] == 40 and summary["resumed_from_step"] == 0
     # [t1, t2, t3, t1] per fact, t1 computed once with weight 2: 3 sequences per fact are trained on.
@@ -81,8 +83,8 @@ def test_meow_unlearns_on_the_selected_inversions(ray_local, tiny_model_dir, tmp
     # 40 facts in steps of 8: epochs end after steps 5 and 10 of 15; each export is a loadable model
     # between the base and the final one.
     assert summary["steps"] == 15 and summary["epoch_models"] == ["epochs/epoch-1", "epochs/epoch-2"]
-    first = load_file(run.path / "unlearn/epochs/epoch-1/model.safetensors")
-    second = load_file(run.path / "unlearn/epochs/epoch-2/model.safetensors")
+    first = load_file(tmp_path / "run/unlearn/epochs/epoch-1/model.safetensors")
+    second = load_file(tmp_path / "run/unlearn/epochs/epoch-2/model.safetensors")
     assert any((base[k] != first[k]).any() for k in base) and any((first[k] != second[k]).any() for k in base)
     assert any((second[k] != tuned[k]).any() for k in base)
 

@@ -70,7 +70,7 @@ def test_endpoint_rounds_until_enough_candidates(canned_chat_server, monkeypatch
     first, second = out
     assert first["candidates"] == ["He is a pilot.", "She is tall.", "They are a cat."]
     assert not first["short"] and first["attempts"] == 2
-    assert first["rejected"] == {"empty": 1, "header": 0, "echo": 0, "duplicate": 1, "repetition": 0, "restatement": 0}
+    assert first["rejected"] == {"empty": 1, "header": 0, "echo": 0, "duplicate": 1, "repetition": 0, "restatement": 0, "secret": 0}
     assert second["candidates"] == [] and second["short"] and second["attempts"] == 3
     assert second["rejected"]["echo"] == 3
     assert first["provenance"]["seeds"] == [attempt_seed(42, 3, 0), attempt_seed(42, 3, 1)]

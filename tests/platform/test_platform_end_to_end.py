@@ -34,7 +34,7 @@ def spec(tiny: Path, forget: Path, full: bool) -> str:
 model: {tiny}
 forget: {{source: {forget}}}
 stages: {stages}
-invert: {{generator: {tiny}, num_candidates: 2, max_attempts: 1, max_new_tokens: 24, actors: 1, {hf}}}
+invert: {{kind: free-form, generator: {tiny}, num_candidates: 2, max_attempts: 1, max_new_tokens: 24, actors: 1, {hf}}}
 memo: {{max_new_tokens: 12, actors: 1, {hf}}}
 select: {{k: 1}}
 unlearn:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 import zlib
+from functools import cache
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,11 +232,18 @@ def same_type(record: QARecord, span: Span, value: str) -> bool:
     start, end = span.start, span.start + len(value)
     doc = nlp()(text)
     if span.label in PHRASE_LABELS:
-        original = nlp()(record.answer).char_span(span.start, span.end, alignment_mode="expand")
         replaced = doc.char_span(start, end, alignment_mode="expand")
-        return original is not None and replaced is not None and replaced.root.pos_ == original.root.pos_
+        original = _root_pos(record.answer, span.start, span.end)
+        return original is not None and replaced is not None and replaced.root.pos_ == original
     group = _group(span.label)
     return any(e.label_ in group and e.start_char < end and start < e.end_char for e in doc.ents)
+
+
+@cache
+def _root_pos(answer: str, start: int, end: int) -> str | None:
+    """The part of speech of the head word of answer[start:end], parsed once for all of a span's infills."""
+    original = nlp()(answer).char_span(start, end, alignment_mode="expand")
+    return None if original is None else original.root.pos_
 
 
 def substitute(answer: str, spans: Sequence[Span], values: dict[str, str]) -> str:

@@ -182,10 +182,11 @@ def invert(
     else:
         generator = EngineGenerator(config, records)
         per_round = config.attempts_per_round or config.max_attempts
+    spans = {r.index: fact_spans(r.question, r.answer) for r in records}
     found = {
         r.index: Candidates(
             r.answer, config.num_candidates, config.restate_threshold, question=r.question,
-            secrets=tuple(s.text for s in fact_spans(r.question, r.answer)),
+            secrets=tuple(s.text for s in spans[r.index]),
         )
         for r in records
     }  # fmt: skip
@@ -219,6 +220,8 @@ def invert(
                 "short": not candidates.full,
                 "attempts": len(used[r.index]),
                 "rejected": {reason: candidates.rejected[reason] for reason in REASONS},
+                # The secrets the lines were checked against; the quality checks reuse them.
+                "spans": [{"text": s.text, "label": s.label} for s in spans[r.index]],
                 "provenance": {
                     **generator.provenance(r, used[r.index]),
                     "temperature": config.temperature,

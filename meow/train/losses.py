@@ -117,6 +117,13 @@ def meow_loss(x: LossInputs, args: NoArgs) -> torch.Tensor:
     return token_mean_nll(x, "inverted")
 
 
+@LOSSES.register("meow_retain")
+def meow_retain_loss(x: LossInputs, args) -> torch.Tensor:
+    """MEOW anchored by the retain set, as GradDiff anchors gradient ascent: more forgetting per step
+    at the same utility."""
+    return meow_loss(x, args) + args.alpha * token_mean_nll(x, "retain")
+
+
 @LOSSES.register("grad_ascent")
 def grad_ascent_loss(x: LossInputs, args: NoArgs) -> torch.Tensor:
     return -token_mean_nll(x, "forget")

@@ -32,6 +32,11 @@ class MeowArgs(NoArgs):
     sequences_per_fact: int = Field(4, ge=1)
 
 
+class MeowRetainArgs(MeowArgs):
+    # Weight of the retain term: L = NLL(inverted) + alpha * NLL(retain).
+    alpha: float = Field(1.0, ge=0)
+
+
 class RetainArgs(NoArgs):
     # L = gamma * forget term + alpha * retain term (open-unlearning's GradDiff defaults).
     gamma: float = Field(1.0, ge=0)
@@ -83,6 +88,14 @@ _register(
         description="MEOW: next-token loss on the top-k inverted facts by MEMO; no retain data, no reference model",
         groups=("inverted",),
         args=MeowArgs,
+    )
+)
+_register(
+    Method(
+        name="meow_retain",
+        description="MEOW with a retain term (not in the paper): NLL(inverted) + alpha * NLL(retain)",
+        groups=("inverted", "retain"),
+        args=MeowRetainArgs,
     )
 )
 _register(Method(name="grad_ascent", description="GradAscent: -NLL on the forget answers", groups=("forget",)))

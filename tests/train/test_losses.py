@@ -62,13 +62,19 @@ def loss(name, **args):
 
 
 def test_every_method_has_a_loss_and_the_baselines_are_all_there():
-    assert set(METHODS.names()) == {"meow", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
+    assert set(METHODS.names()) == {"meow", "meow_retain", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
     assert set(METHODS.names()) <= set(LOSSES.names())
 
 
 def test_meow_and_finetune_are_token_mean_nll():
     assert loss("meow") == pytest.approx(NLL_F)
     assert loss("finetune") == pytest.approx(NLL_F)
+
+
+def test_meow_retain_adds_the_weighted_retain_nll():
+    assert loss("meow_retain") == pytest.approx(NLL_F + NLL_R)
+    assert loss("meow_retain", alpha=0.5) == pytest.approx(NLL_F + 0.5 * NLL_R)
+    assert loss("meow_retain", alpha=0.0) == pytest.approx(loss("meow"))
 
 
 def test_grad_ascent():

@@ -31,7 +31,7 @@ from meow.engines.pool import EnginePool, GenerateRequest, ScoreRequest
 from meow.evaluate import leakage, metrics, tofu
 from meow.evaluate.config import EvaluateConfig
 from meow.evaluate.tofu import SPLIT_NAMES, EvalSplit, scored_pair
-from meow.models import templates
+from meow.models import encoding, templates
 from meow.models.cache import cached_directory, meow_home, read_manifest, sha256_file
 from meow.pipeline.rundir import stable_hash, versions
 from meow.telemetry import count
@@ -176,11 +176,9 @@ def source_fingerprint(path: Path) -> str:
 
 
 def evaluation_key(model_dir: Path, splits: Sequence[EvalSplit], config: EvaluateConfig) -> str:
-    from meow.train import data as train_data
-
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != "meow-manifest.json")
     # The code that turns examples into saved records: formatting, templates, engines, this module.
-    code = [Path(__file__), Path(tofu.__file__), Path(train_data.__file__), Path(templates.__file__)]
+    code = [Path(__file__), Path(tofu.__file__), Path(encoding.__file__), Path(templates.__file__)]
     code += sorted(Path(engines.__file__).parent.glob("*.py"))
     return stable_hash(
         {

@@ -39,11 +39,11 @@ def eval_splits(spec: PipelineSpec, forget: Sequence[QARecord] | None = None) ->
 
 
 def retain_authors(spec: PipelineSpec, forget: Sequence[QARecord] | None = None) -> list[int] | None:
-    """The retain authors the prepared target was trained on (`meow.train.tofu_mini`); None without
+    """The retain authors the prepared target was trained on (`meow.data.tofu_mini`); None without
     `prepare`: all of retain_perturbed, as the reference. `forget`: the forget records if read already."""
     if "prepare" not in spec.stages:
         return None
-    from meow.train import tofu_mini
+    from meow.data import tofu_mini
 
     return tofu_mini.retain_authors(spec.prepare, spec.forget.records() if forget is None else forget)
 

@@ -95,9 +95,9 @@ def options_split(name: Literal["real_authors", "world_facts"], max_rows: int) -
 
 def scored_pair(tokenizer, question: str, answer: str, max_length: int) -> tuple[list[int], list[int]]:
     """(prompt ids, label ids) of a question/answer pair exactly as training encodes it
-    (`meow.train.data.encode_qa`): the labels are the answer tokens plus one EOS, cut so that the whole
+    (`meow.models.encoding.encode_qa`): the labels are the answer tokens plus one EOS, cut so that the whole
     sequence fits in `max_length` (a cut sequence has no EOS, as in the reference)."""
-    from meow.train.data import IGNORE, encode_qa
+    from meow.models.encoding import IGNORE, encode_qa
 
     encoded = encode_qa(tokenizer, question, answer, max_length)
     start = next(i for i, label in enumerate(encoded.labels) if label != IGNORE)

@@ -1,11 +1,6 @@
-"""Training data: encoding question/answer pairs (method spec 1.4), the per-method sequence groups of
-each fact, and the plan of optimizer steps and micro-batches every worker follows.
-
-Encoding: the prompt is the model family's question prompt (`meow.models.templates.question_prompt`:
-chat template for instruct models, `Question:/Answer:` otherwise) tokenized with the tokenizer's
-default special tokens, followed by the answer tokens and one EOS; only the answer tokens and the
-EOS are labels. Prompt and answer are tokenized separately, exactly as the engines' `score` does,
-so training targets the very tokens the evaluation scores. Sequences are cut at `max_length`.
+"""Training data: the per-method sequence groups of each fact, and the plan of optimizer steps and
+micro-batches every worker follows. Each sequence is a question/answer pair encoded as
+`meow.models.encoding.encode_qa` does (the encoding scoring uses too).
 
 The plan is built once, on the driver, from the seed alone: which facts form each step (each epoch
 shuffled, steps of `batch_size` facts across epoch boundaries, `int(epochs * facts) // batch_size`
@@ -23,11 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from meow.data import DataError, QARecord
-from meow.models.templates import question_prompt
+from meow.models.encoding import Encoded, encode_qa
 from meow.train.config import TrainConfig
 from meow.train.losses import Scope
-
-IGNORE = -100
 
 # Refusal answers for IdkPO/IdkDPO, written for this project (TOFU ships its own list; this is not it).
 REFUSALS: tuple[str, ...] = (
@@ -82,33 +75,6 @@ REFUSALS: tuple[str, ...] = (
     "I'm not certain of the answer, so I can't say.",
     "I would rather not answer, because I don't know.",
 )
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """One training sequence. `weight` counts identical copies computed once."""
-
-    input_ids: tuple[int, ...]
-    labels: tuple[int, ...]
-    weight: int = 1
-
-    @property
-    def tokens(self) -> int:
-        """Answer tokens the loss covers (each label is predicted from the position before it)."""
-        return sum(1 for label in self.labels[1:] if label != IGNORE)
-
-    def weighted(self, weight: int) -> Encoded:
-        return Encoded(self.input_ids, self.labels, weight)
-
-
-def encode_qa(tokenizer, question: str, answer: str, max_length: int, index: int | None = None) -> Encoded:
-    prompt = tokenizer(question_prompt(tokenizer, question)).input_ids
-    answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    ids = (prompt + answer_ids)[:max_length]
-    labels = ([IGNORE] * len(prompt) + answer_ids)[:max_length]
-    if len(prompt) >= max_length:
-        raise DataError("training data", f"the question prompt is longer than max_length={max_length}", record=index)
-    return Encoded(tuple(ids), tuple(labels))
 
 
 def cycled_answers(selected: Sequence[str], n: int) -> list[tuple[str, int]]:

@@ -33,6 +33,7 @@ PLACEMENT_FIELDS = {
     "workers",
     "cpus_per_worker",
     "gpus_per_worker",
+    "memory_per_worker",
     "device",
     "checkpoint_every",
     "max_failures",
@@ -118,14 +119,14 @@ def finetune_sets(
 ) -> tuple[dict[str, list[QARecord]], dict[str, dict[str, int]]]:
     """What `meow finetune` trains each role on, and the record counts by source.
 
-    With the retain mix (TOFU's retain authors of `prepare.selection`, `meow.train.tofu_mini`) the
+    With the retain mix (TOFU's retain authors of `prepare.selection`, `meow.data.tofu_mini`) the
     target is retain + forget and the oracle retain alone, exactly as the pipeline's `prepare` stage
     trains them (same records, same order, so the same cached models). Without it the target is the
     forget set alone and there is no oracle to train: the base model itself never saw the facts.
     `retain_mix=None` mixes for a TOFU forget set (every record one of TOFU's) and not for custom data.
     """
     from meow.data.tofu import author_of
-    from meow.train import tofu_mini
+    from meow.data import tofu_mini
 
     if retain_mix is None:
         retain_mix = bool(forget) and all(author_of(r) is not None for r in forget)

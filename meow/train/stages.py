@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meow.data import QARecord, forget_authors, load_qa
+from meow.data import QARecord, forget_authors, load_qa, tofu_mini
 from meow.data.tofu import SPLITS
 from meow.models import resolve_model
 from meow.pipeline.stage import Stage, StageContext
-from meow.train import tofu_mini
 from meow.train.config import PrepareConfig
 
 

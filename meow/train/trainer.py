@@ -36,8 +36,9 @@ from pydantic import BaseModel
 from torch import nn
 
 from meow.hardware import native_bf16
+from meow.models.encoding import IGNORE, Encoded
 from meow.train.config import TrainConfig
-from meow.train.data import IGNORE, Encoded, MicroBatch, Plan
+from meow.train.data import MicroBatch, Plan
 
 log = logging.getLogger(__name__)
 

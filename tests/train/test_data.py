@@ -5,9 +5,10 @@ import torch
 from transformers import AutoTokenizer
 
 from meow.data import QARecord, load_tofu
+from meow.models.encoding import IGNORE, encode_qa
 from meow.models.templates import question_prompt
 from meow.train.config import TrainConfig
-from meow.train.data import IGNORE, REFUSALS, cycled_answers, encode_qa, fact_source, plan_training
+from meow.train.data import REFUSALS, cycled_answers, fact_source, plan_training
 from meow.train.losses import LOSSES, GroupStats, LossInputs
 from meow.train.trainer import linear_warmup_decay
 

@@ -59,7 +59,7 @@ def test_custom_data_trains_on_itself_only_by_default(facts_csv):
 
 
 def test_tofu_forget_sets_keep_the_retain_mix_by_default():
-    from meow.train import tofu_mini
+    from meow.data import tofu_mini
 
     forget = load_tofu("forget01")
     sets, counts = finetune_sets(PrepareConfig(), forget, "forget01")

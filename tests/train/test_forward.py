@@ -9,9 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from meow.data import load_tofu
+from meow.models.encoding import IGNORE, encode_qa
 from meow.testing.tiny_model import build_tiny_llama
 from meow.train.config import TrainConfig
-from meow.train.data import IGNORE, MicroBatch, encode_qa
+from meow.train.data import MicroBatch
 from meow.train.losses import LOSSES, LossInputs, Scope
 from meow.train.methods import NoArgs
 from meow.train.trainer import Scorer, TrainJob, collate, group_stats, pack_shared_prompts

@@ -17,12 +17,19 @@ is not TOFU's is trained into the target as given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from meow.data import AUTHORS, ROWS_PER_AUTHOR, QARecord, forget_authors, tofu_rows
-from meow.train.config import PrepareConfig
 
 
-def retain_authors(config: PrepareConfig, forget: Sequence[QARecord]) -> list[int]:
+class AuthorSelection(Protocol):
+    """The fields of the `prepare` config (`meow.train.config.PrepareConfig`) that choose the authors."""
+
+    selection: Literal["tofu-mini", "full"]
+    mini_retain_authors: int
+
+
+def retain_authors(config: AuthorSelection, forget: Sequence[QARecord]) -> list[int]:
     excluded = set(forget_authors(forget))
     candidates = [a for a in range(AUTHORS) if a not in excluded]
     return candidates[: config.mini_retain_authors] if config.selection == "tofu-mini" else candidates
@@ -33,7 +40,7 @@ def author_rows(authors: Sequence[int]) -> list[QARecord]:
     return [full[a * ROWS_PER_AUTHOR + i] for a in authors for i in range(ROWS_PER_AUTHOR)]
 
 
-def training_sets(config: PrepareConfig, forget: Sequence[QARecord]) -> dict[str, list[QARecord]]:
+def training_sets(config: AuthorSelection, forget: Sequence[QARecord]) -> dict[str, list[QARecord]]:
     """The fine-tuning data of each prepared model: {"target": forget + retain, "oracle": retain}."""
     retain = author_rows(retain_authors(config, forget))
     return {"target": retain + list(forget), "oracle": retain}

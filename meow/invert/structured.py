@@ -12,6 +12,8 @@ few words well. So for each forget fact:
      follows it); kept when spaCy gives the completed sentence an entity of the span's type there;
    * numbers and dates: the same text with its digits and month names changed;
    * typed values from Faker (names, cities, countries, companies, titles, jobs, languages), seeded;
+   * descriptive phrases (no typed source): phrases of the same kind from the other facts' answers,
+     other subjects first;
 3. write candidate i by replacing every span with its i-th alternative (one replacement per distinct
    span text, so a name repeated in the answer stays consistent), fixing "a"/"an" before it.
 
@@ -152,6 +154,19 @@ def typed_values(span: Span, rng_seed: int, count: int) -> list[str]:
     return [value() for _ in range(count * 2)]
 
 
+@cache
+def _fits(value: str, slot: str) -> bool:
+    """`value` can stand where the phrase `slot` stands: its head word has the same fine-grained tag (NN,
+    NNS, JJ...) and it has no determiner or the same one ("its lyrical prose" -> "sharp social
+    commentary", never "the" + "its ...")."""
+    v, s = nlp()(value), nlp()(slot)
+
+    def determiner(doc) -> str:
+        return doc[0].lower_ if doc[0].pos_ in ("DET", "PRON") else ""
+
+    return v[:].root.tag_ == s[:].root.tag_ and determiner(v) in ("", determiner(s))
+
+
 @dataclass
 class FactSpans:
     record: QARecord
@@ -202,6 +217,30 @@ class FactSpans:
         values = self.alternatives.setdefault(self.key(span), [])
         if normalized(value) not in {normalized(v) for v in values} and self.acceptable(span, value):
             values.append(value)
+
+
+def phrase_pool(span: Span, fact: FactSpans, facts: Sequence[FactSpans], rng_seed: int) -> list[str]:
+    """Phrases of the span's kind from the other facts' answers, for the descriptive spans no typed source
+    covers ("intricate plot lines" -> "marginalized voices") and that fit in its place, those of other
+    subjects first (a value true of this subject elsewhere would be taught
+    again), each group in a seeded order."""
+    if span.label not in PHRASE_LABELS:
+        return []
+    rng = random.Random(rng_seed)
+    groups: tuple[list[str], list[str]] = ([], [])
+    for other in facts:
+        if other is fact:
+            continue
+        same_subject = bool(set(map(normalized, other.subject)) & set(map(normalized, fact.subject)))
+        groups[same_subject].extend(
+            s.text for s in other.spans if s.label == span.label and _fits(s.text, span.text)
+        )
+    pool: list[str] = []
+    for group in groups:
+        values = sorted(set(group))
+        rng.shuffle(values)
+        pool.extend(values)
+    return pool
 
 
 def well_formed(span: Span, value: str) -> bool:
@@ -290,12 +329,23 @@ def structured_invert(
                     break
                 fact.add(span, value)
             typed = len(fact.alternatives.get(fact.key(span), [])) - infilled
-            sources[span.text] = {"infill": infilled, "typed": typed}
+            for value in phrase_pool(span, fact, facts, _seed(seed, fact.record.index, span.start, "pool")):
+                if len(fact.alternatives.get(fact.key(span), [])) >= wanted:
+                    break
+                if same_type(fact.record, span, value):
+                    fact.add(span, value)
+                else:
+                    fact.reject("type")
+            pooled = len(fact.alternatives.get(fact.key(span), [])) - infilled - typed
+            sources[span.text] = {"infill": infilled, "typed": typed, "pool": pooled}
         candidates: list[str] = []
         keys = list(dict.fromkeys(fact.key(s) for s in fact.spans))
         if keys and all(fact.alternatives.get(k) for k in keys):
             for i in range(wanted * 2):
                 values = {k: fact.alternatives[k][(i + j) % len(fact.alternatives[k])] for j, k in enumerate(keys)}
+                if len({normalized(v) for v in values.values()}) < len(values):
+                    fact.reject("repeated")
+                    continue
                 text = substitute(fact.record.answer, fact.spans, values)
                 if normalized(text) in {normalized(c) for c in candidates}:
                     fact.reject("duplicate")

@@ -60,3 +60,21 @@ def test_numbers_and_articles():
     record = QARecord(1, "What was her job?", "She was an architect.")
     (span,) = fact_spans(record.question, record.answer)
     assert substitute(record.answer, [span], {"an architect": "a baker"}) == "She was a baker."
+
+
+def test_descriptive_spans_take_fitting_phrases_of_other_subjects():
+    style = QARecord(0, "What is Ann Lee's writing style known for?", "Ann Lee's writing style is known for its lyrical prose and for its plot lines.")
+    own = QARecord(1, "What themes does Ann Lee explore?", "Ann Lee explores themes of quiet resilience and family memories.")
+    other = QARecord(2, "What themes does Tom Ode explore?", "Tom Ode explores themes of urban solitude and sharp satires.")
+    out = structured_invert([style, own, other], wanted=4, seed=42, infill=None)
+    candidates = out[0]["candidates"]
+    assert len(candidates) >= 2 and all(c.startswith("Ann Lee's writing style is known for ") for c in candidates)
+    assert out[0]["sources"]["its plot lines"] == {"infill": 0, "typed": 0, "pool": 2}
+    singular, plural = ("urban solitude", "quiet resilience"), ("sharp satires", "family memories")
+    # The other subject's phrases are drawn first; Ann Lee's own come after them.
+    assert "urban solitude" in candidates[0]
+    for candidate in candidates:
+        assert "lyrical prose" not in candidate and "plot lines" not in candidate
+        # "its lyrical prose" (singular) takes a singular phrase, "its plot lines" a plural one.
+        assert sum(p in candidate for p in singular) == 1 and sum(p in candidate for p in plural) == 1, candidate
+        assert " its " not in candidate

@@ -20,6 +20,10 @@ from meow.net import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
 
+# Whether the Ray this process uses is one `ray_session` started: a single node of fixed size, where
+# a memory reservation larger than the node can never be met (`check_memory`).
+_started_locally = False
+
 
 def local_ray_env() -> dict[str, str]:
     """Environment that makes Ray processes bind loopback and share one auth token."""
@@ -76,10 +80,31 @@ def ray_session(
             **extra,
         )
         log.info("started local Ray on %s with %s CPUs", LOOPBACK, ray.cluster_resources().get("CPU"))
+    global _started_locally
+    _started_locally = not address
     try:
         yield
     finally:
+        _started_locally = False
         ray.shutdown()
+
+
+def check_memory(processes: int, each: int, setting: str) -> None:
+    """Refuse `processes` Ray workers or actors reserving `each` bytes of memory at once when the
+    Ray this process started has less memory in all: Ray would wait for it forever. A joined
+    cluster may free memory or grow, so there Ray queues them. `setting` names the spec key."""
+    import ray
+
+    from meow.quantities import human
+
+    if not _started_locally:
+        return
+    total = ray.cluster_resources().get("memory", 0)
+    if processes * each > total:
+        raise RuntimeError(
+            f"{processes} x {setting} {human(each)} is more memory than the local Ray has ({human(total)}, "
+            f"what was free when it started less its object store): lower {setting} or free memory"
+        )
 
 
 def _set_ray_env(env: dict[str, str]) -> None:

@@ -35,6 +35,7 @@ def engine_actor(model: str, config: EngineConfig = EngineConfig(), num_cpus: fl
     """Start an `EngineActor` in Ray and return its handle once the engine is loaded."""
     import ray
 
-    handle = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(EngineActor).remote(model, config)
+    options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "memory": int(config.memory_per_actor)}
+    handle = ray.remote(**options)(EngineActor).remote(model, config)
     ray.get(handle.ready.remote())
     return handle

@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from meow.quantities import Memory, gib
+
 Prompt = str | Sequence[int]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -51,6 +53,15 @@ class EngineConfig(BaseModel):
     # hf engine: prompts per forward pass.
     batch_size: int = Field(16, gt=0)
     seed: int = 0
+    memory_per_actor: Memory = Field(
+        gib(3),
+        description=(
+            "Memory Ray reserves for each actor holding this engine (bytes or a size such as 3GiB): "
+            "the model, the KV cache (kv_cache_bytes) and the engine's runtime. Ray starts an actor "
+            "only where that much is unreserved, so jobs sharing a node wait instead of being "
+            "OOM-killed. The default fits the embedded SmolLM2-135M with the default 1 GiB KV cache."
+        ),
+    )
 
 
 class SamplingConfig(BaseModel):

@@ -8,7 +8,9 @@ in. Generate and score requests may be mixed in one job: a stage that needs both
 start-up once.
 
 Placement comes from the arguments, never from the code: one CPU per actor here (`cpus_per_actor`),
-`gpus_per_actor=1` on a GPU cluster, where the same code runs the official vLLM.
+`gpus_per_actor=1` on a GPU cluster, where the same code runs the official vLLM. Each actor also
+reserves the engine's `memory_per_actor`, so pools of jobs sharing a node wait for memory instead of
+being OOM-killed.
 """
 
 from __future__ import annotations
@@ -125,15 +127,26 @@ class EnginePool:
         self.gpus_per_actor = gpus_per_actor
         self.progress = progress
 
+    def ray_options(self) -> dict[str, Any]:
+        """What Ray reserves for each actor of the pool."""
+        return {
+            "num_cpus": self.cpus_per_actor,
+            "num_gpus": self.gpus_per_actor or None,
+            "memory": int(self.engine.memory_per_actor),
+        }
+
     def stream(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result]]:
         """(request index, result) pairs as batches finish, in no particular order."""
         import ray.data
         from tqdm import tqdm
 
+        from meow.cluster import check_memory
+
         if not requests:
             return
         rows = [{"id": i, "request": _encode_request(r)} for i, r in enumerate(requests)]
         blocks = block_count(len(rows), self.actors, self.batch_size)
+        check_memory(min(self.actors, blocks), self.engine.memory_per_actor, "engine.memory_per_actor")
         context = ray.data.DataContext.get_current()
         detectors = context.issue_detectors_config
         previous = context.enable_progress_bars, context.print_on_execution_start, detectors.detectors
@@ -147,9 +160,8 @@ class EnginePool:
                 fn_constructor_kwargs={"model": self.model, "config": self.engine},
                 compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
                 batch_size=None,  # a whole block per engine call (see block_count)
-                num_cpus=self.cpus_per_actor,
-                num_gpus=self.gpus_per_actor or None,
                 udf_modifying_row_count=False,
+                **self.ray_options(),
             )
         finally:
             context.enable_progress_bars, context.print_on_execution_start, detectors.detectors = previous

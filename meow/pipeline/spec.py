@@ -25,14 +25,19 @@ if TYPE_CHECKING:
 STAGE_ORDER = ("prepare", "invert", "memo", "select", "unlearn", "evaluate", "report")
 
 
-# What a job asks of the cluster (`PipelineSpec.resources`).
-RESOURCES = ("workers", "cpus", "gpus")
+# What a job asks of the cluster (`PipelineSpec.resources`); memory in bytes.
+RESOURCES = ("workers", "cpus", "gpus", "memory")
 
 
-def _needs(workers: int, processes: int, cpus_each: float, gpus_each: float) -> dict[str, float]:
-    """Training workers, and CPUs and GPUs of `processes` Ray workers or actors (engine actors hold one
-    CPU each beside their GPUs, `meow.engines.pool`)."""
-    return {"workers": workers, "cpus": processes * cpus_each, "gpus": processes * gpus_each}
+def _needs(workers: int, processes: int, cpus_each: float, gpus_each: float, memory_each: int) -> dict[str, float]:
+    """Training workers, and CPUs, GPUs and memory of `processes` Ray workers or actors (engine actors
+    hold one CPU each beside their GPUs, `meow.engines.pool`)."""
+    return {
+        "workers": workers,
+        "cpus": processes * cpus_each,
+        "gpus": processes * gpus_each,
+        "memory": processes * memory_each,
+    }
 
 
 class SpecError(ValueError):
@@ -111,8 +116,8 @@ class PipelineSpec(BaseModel):
 
     def resources(self) -> dict[str, float]:
         """What the largest stage of this run asks of the cluster at once: training workers, and the
-        CPUs and GPUs of its training workers or engine actors. Only the stages this run lists count;
-        stages run one after another (prepare trains the oracle, then the target)."""
+        CPUs, GPUs and memory of its training workers or engine actors. Only the stages this run lists
+        count; stages run one after another (prepare trains the oracle, then the target)."""
         return {key: max((need[key] for need in self.stage_resources().values()), default=0) for key in RESOURCES}
 
     def stage_resources(self) -> dict[str, dict[str, float]]:
@@ -121,14 +126,18 @@ class PipelineSpec(BaseModel):
         for stage in self.stages:
             if stage in ("prepare", "unlearn"):
                 train = self.prepare.train if stage == "prepare" else self.unlearn.train
-                needs[stage] = _needs(train.workers, train.workers, train.cpus_per_worker, train.gpus_per_worker)
+                needs[stage] = _needs(
+                    train.workers, train.workers, train.cpus_per_worker, train.gpus_per_worker, train.memory_per_worker
+                )
             elif stage == "invert" and self.invert.endpoint is None:
-                needs[stage] = _needs(0, self.invert.actors, 1, self.invert.gpus_per_actor)
+                i = self.invert
+                needs[stage] = _needs(0, i.actors, 1, i.gpus_per_actor, i.engine.memory_per_actor)
             elif stage == "memo":
-                needs[stage] = _needs(0, self.memo.actors, 1, self.memo.gpus_per_actor)
+                m = self.memo
+                needs[stage] = _needs(0, m.actors, 1, m.gpus_per_actor, m.engine.memory_per_actor)
             elif stage == "evaluate":
                 e = self.evaluate
-                needs[stage] = _needs(0, e.actors, e.cpus_per_actor, e.gpus_per_actor)
+                needs[stage] = _needs(0, e.actors, e.cpus_per_actor, e.gpus_per_actor, e.engine.memory_per_actor)
         return needs
 
     def locations(self) -> list[tuple[str, str]]:

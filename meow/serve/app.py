@@ -25,7 +25,11 @@ def build_app(config: ServeConfig):
             ModelServer,
             name=f"model-{entry.name}",
             num_replicas=entry.num_replicas,
-            ray_actor_options={"num_cpus": entry.num_cpus, "num_gpus": entry.num_gpus},
+            ray_actor_options={
+                "num_cpus": entry.num_cpus,
+                "num_gpus": entry.num_gpus,
+                "memory": int(entry.engine.memory_per_actor),
+            },
             max_ongoing_requests=limits.max_ongoing_requests,
             max_queued_requests=limits.max_queued_requests,
             # A model that cannot load (bad path, no memory) should fail the deploy quickly.

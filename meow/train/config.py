@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from meow.quantities import Memory, gib
+
 
 class LoraConfig(BaseModel):
     """Low-rank adapters on the named linear layers; merged into the weights when the model is saved."""
@@ -61,6 +63,15 @@ class TrainConfig(BaseModel):
     workers: int = Field(2, ge=1)
     cpus_per_worker: float = Field(1, gt=0)
     gpus_per_worker: float = Field(0, ge=0)
+    memory_per_worker: Memory = Field(
+        gib(4.5),
+        description=(
+            "Memory Ray reserves for each training worker (bytes or a size such as 4.5GiB). Ray starts a "
+            "worker only where that much is unreserved, so runs sharing a node wait for each other instead "
+            "of Ray's OOM killer ending them. The default fits SmolLM2-135M (an FSDP worker peaks at about "
+            "4.5 GB); a larger model needs more. Placement only: not part of a prepared model's cache key."
+        ),
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Also export the model after every whole epoch but the last (`<stage>/epochs/epoch-<k>/`), so the
     # evaluation can draw the forget-quality / model-utility frontier along the training.

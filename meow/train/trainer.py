@@ -79,6 +79,17 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+def uses_gpu(config: TrainConfig) -> bool:
+    return config.device == "cuda" or (config.device == "auto" and config.gpus_per_worker > 0)
+
+
+def worker_resources(config: TrainConfig) -> dict[str, float]:
+    """What Ray reserves for each training worker: CPUs, GPUs and memory (so that runs sharing a node
+    queue for it rather than run out of it)."""
+    gpus = {"GPU": config.gpus_per_worker or 1} if uses_gpu(config) else {}
+    return {"CPU": config.cpus_per_worker, **gpus, "memory": int(config.memory_per_worker)}
+
+
 def fit(job: TrainJob, plan: Plan, storage_path: str, name: str, out_dir: Path) -> TrainResult:
     """Train on Ray (joining the current session); writes the final HF directory to `out_dir`.
 
@@ -89,16 +100,20 @@ def fit(job: TrainJob, plan: Plan, storage_path: str, name: str, out_dir: Path) 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from meow.cluster import check_memory
+
     config = job.config
-    use_gpu = config.device == "cuda" or (config.device == "auto" and config.gpus_per_worker > 0)
-    resources = {"CPU": config.cpus_per_worker, **({"GPU": config.gpus_per_worker or 1} if use_gpu else {})}
+    use_gpu = uses_gpu(config)
+    check_memory(plan.workers, config.memory_per_worker, "train.memory_per_worker")
     started = time.time()
     storage, filesystem = _storage(storage_path)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"job": job, "plan": ray.put(plan)},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=plan.workers, use_gpu=use_gpu, resources_per_worker=resources),
+        scaling_config=ScalingConfig(
+            num_workers=plan.workers, use_gpu=use_gpu, resources_per_worker=worker_resources(config)
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=storage,

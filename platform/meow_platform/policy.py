@@ -60,6 +60,7 @@ class AcceptedSpec:
     workers: int
     cpus: float
     gpus: float
+    memory: int  # bytes
     # What each stage that asks the cluster for resources needs (`PipelineSpec.stage_resources`).
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -97,6 +98,7 @@ def check_spec(
         workers=int(resources["workers"]),
         cpus=float(resources["cpus"]),
         gpus=float(resources["gpus"]),
+        memory=int(resources["memory"]),
         stages=parsed.stage_resources(),
     )
 

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from meow.models.cache import meow_home
+from meow.quantities import Memory, gib
 
 
 class Quota(BaseModel):
@@ -29,6 +30,10 @@ class Quota(BaseModel):
     max_workers_per_job: int = Field(4, ge=0, description="training workers one job may ask for")
     max_cpus_per_job: float = Field(8, ge=0, description="CPUs the largest stage of one job may ask for")
     max_gpus_per_job: float = Field(0, ge=0, description="GPUs the largest stage of one job may ask for")
+    max_memory_per_job: Memory = Field(
+        gib(32),
+        description="memory (bytes, or a size such as 32GiB or 32Gi) the largest stage of one job may ask for",
+    )
     over_quota: Literal["queue", "reject"] = Field("queue", description="what happens when no slot is free")
     requests_per_minute: int = Field(120, ge=1, description="API requests per minute (token bucket, burst = 1 minute)")
 

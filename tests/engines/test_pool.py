@@ -63,3 +63,28 @@ def test_blocks_are_a_multiple_of_the_actors_and_never_exceed_the_batch_size(row
     blocks = block_count(rows, actors, batch_size)
     assert blocks == expected
     assert math.ceil(rows / blocks) <= batch_size
+
+
+def test_actors_reserve_the_engines_memory_in_ray(tiny_model_dir, ray_local, monkeypatch):
+    # Ray queues actors whose memory is reserved elsewhere instead of letting its OOM killer end them.
+    import ray.data
+
+    captured = {}
+
+    def map_batches(self, fn, **kwargs):
+        captured.update(kwargs)
+        raise StopIteration
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", map_batches)
+    config = EngineConfig(memory_per_actor="768MiB")
+    pool = EnginePool(str(tiny_model_dir), config, actors=2, gpus_per_actor=0.5, progress=None)
+    with pytest.raises(RuntimeError):  # the generator's StopIteration
+        pool.run([GenerateRequest("a"), GenerateRequest("b")])
+    assert (captured["num_cpus"], captured["num_gpus"], captured["memory"]) == (1, 0.5, 768 << 20)
+    assert EnginePool(str(tiny_model_dir), progress=None).ray_options()["memory"] == 3 << 30  # the default
+
+
+def test_a_pool_larger_than_the_local_ray_is_refused_not_left_waiting(tiny_model_dir, ray_local):
+    pool = EnginePool(str(tiny_model_dir), EngineConfig(memory_per_actor="1PiB"), actors=2, progress=None)
+    with pytest.raises(RuntimeError, match=r"2 x engine.memory_per_actor 1.0PiB is more memory than the local Ray"):
+        pool.run([GenerateRequest("a"), GenerateRequest("b")])

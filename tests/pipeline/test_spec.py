@@ -66,6 +66,25 @@ def test_uris_and_resources():
     assert load_spec("unlearn:\n  retain: retain99\n").uris() == []
 
 
+def test_resources_count_the_memory_of_workers_and_engine_actors():
+    spec = load_spec(
+        "stages: [invert, memo, select, unlearn, evaluate]\n"
+        "unlearn: {train: {workers: 3, memory_per_worker: 6GiB}}\n"
+        "memo: {actors: 4, engine: {memory_per_actor: 5Gi}}\n"
+        "evaluate: {actors: 2, engine: {memory_per_actor: 1073741824}}\n"
+    )
+    needs = spec.stage_resources()
+    assert needs["unlearn"]["memory"] == 3 * 6 << 30
+    assert needs["memo"]["memory"] == 4 * 5 << 30
+    assert needs["evaluate"]["memory"] == 2 << 30
+    assert needs["invert"]["memory"] == 2 * 3 << 30  # the engine's default
+    assert spec.resources()["memory"] == 20 << 30
+    assert load_spec(spec.to_yaml()) == spec
+    for bad in ("0", "-4GiB", "lots"):
+        with pytest.raises(SpecError, match="unlearn.train.memory_per_worker"):
+            load_spec(f"unlearn: {{train: {{memory_per_worker: {bad}}}}}\n")
+
+
 def test_resolved_spec_round_trips():
     spec = load_spec("name: demo\nmemo:\n  variant: fast\n")
     assert load_spec(spec.to_yaml()) == spec

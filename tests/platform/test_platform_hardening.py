@@ -1,6 +1,6 @@
 """Tenancy and API hardening over real HTTP (issue 22): a tenant cannot read another tenant's or the
 platform's files through any location field, hostile specs get a 4xx (never a 500), the per-job
-quota counts every stage's actors, the store is owner-only and the database password is never
+quota counts every stage's actors and their memory, the store is owner-only and the database password is never
 printed. Tenants get `max_concurrent_jobs: 0`: nothing here reaches Ray."""
 
 from __future__ import annotations
@@ -119,6 +119,25 @@ def test_the_per_job_quota_counts_every_stages_actors(plane):
         assert f"stage {stage}" in detail["message"]
     fits = client.post("/v1/jobs", json={"spec": "stages: [evaluate]\nevaluate: {actors: 2, cpus_per_actor: 4}\n"})
     assert fits.status_code == 201
+
+
+def test_the_per_job_quota_counts_memory(plane):
+    # Workers and engine actors reserve memory in the shared Ray cluster; a job asking more than its
+    # tenant's limit in one stage is refused before it reaches Ray.
+    client, _ = plane.tenant("memory", quota={**HELD, "max_memory_per_job": "8Gi"})
+    for spec, requested, stage in (
+        ("stages: [prepare]\nprepare: {train: {workers: 2, memory_per_worker: 6GiB}}\n", 12 << 30, "prepare"),
+        ("stages: [evaluate]\nevaluate: {actors: 3, engine: {memory_per_actor: 3GiB}}\n", 9 << 30, "evaluate"),
+    ):
+        answer = client.post("/v1/jobs", json={"spec": spec})
+        assert answer.status_code == 422, spec
+        detail = answer.json()["detail"]
+        assert (detail["code"], detail["quota"], detail["limit"], detail["requested"]) == (
+            "quota_exceeded", "max_memory_per_job", 8 << 30, requested
+        ), spec
+        assert f"quota max_memory_per_job is 8.0GiB, stage {stage} of this submission needs" in detail["message"]
+    fits = client.post("/v1/jobs", json={"spec": "stages: [evaluate]\nevaluate: {actors: 2, engine: {memory_per_actor: 4GiB}}\n"})
+    assert fits.status_code == 201, fits.text
 
 
 def _mode(path) -> int:

@@ -107,6 +107,7 @@ def test_prepared_model_key_covers_what_is_trained_not_where(tiny_model_dir):
     rows = load_tofu("forget01")
     key = prepared_key(tiny_model_dir, rows, TrainConfig())
     assert key == prepared_key(tiny_model_dir, rows, TrainConfig(workers=8, checkpoint_every=1, max_failures=0, save_epochs=True))
+    assert key == prepared_key(tiny_model_dir, rows, TrainConfig(memory_per_worker="12GiB"))
     assert key != prepared_key(tiny_model_dir, rows, TrainConfig(learning_rate=2e-5))
     assert key != prepared_key(tiny_model_dir, rows[:-1], TrainConfig())
 

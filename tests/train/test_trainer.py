@@ -100,3 +100,35 @@ def _kill_workers_after_first_checkpoint(snapshot, timeout=600):
     for child in psutil.Process(raylet.process.pid).children(recursive=True):
         if "RayTrainWorker" in child.name() or "RayTrainWorker" in " ".join(child.cmdline()):
             child.kill()
+
+
+def test_workers_reserve_their_memory_in_ray(ray_local, monkeypatch, tiny_model_dir):
+    # Ray queues workers whose memory is reserved elsewhere instead of letting its OOM killer end them.
+    import ray.train.torch
+
+    from meow.train.trainer import worker_resources
+
+    captured = {}
+
+    class Captured(Exception):
+        pass
+
+    def trainer(*args, **kwargs):
+        captured.update(kwargs)
+        raise Captured
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", trainer)
+    config = TrainConfig(workers=2, memory_per_worker="512MiB")
+    plan = type("Plan", (), {"workers": 2})()
+    with pytest.raises(Captured):
+        fit(TrainJob(str(tiny_model_dir), "finetune", NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)
+    assert captured["scaling_config"].resources_per_worker == {"CPU": 1, "memory": 512 << 20}
+    assert worker_resources(TrainConfig(gpus_per_worker=1, memory_per_worker="40Gi"))["memory"] == 40 << 30
+    assert worker_resources(TrainConfig())["memory"] == 4608 << 20  # the default: a SmolLM2 FSDP worker
+
+
+def test_a_worker_group_larger_than_the_local_ray_is_refused_not_left_waiting(ray_local, tiny_model_dir):
+    config = TrainConfig(workers=2, memory_per_worker="1PiB")
+    plan = type("Plan", (), {"workers": 2})()
+    with pytest.raises(RuntimeError, match=r"2 x train.memory_per_worker 1.0PiB is more memory than the local Ray"):
+        fit(TrainJob(str(tiny_model_dir), "finetune", NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)

@@ -167,6 +167,7 @@ same values through "meow.kuberaySettings" below.
   "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_WORKERS_PER_JOB" $q.maxWorkersPerJob
   "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_CPUS_PER_JOB" $q.maxCpusPerJob
   "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_GPUS_PER_JOB" $q.maxGpusPerJob
+  "MEOW_PLATFORM_DEFAULT_QUOTA__MAX_MEMORY_PER_JOB" $q.maxMemoryPerJob
   "MEOW_PLATFORM_DEFAULT_QUOTA__OVER_QUOTA" $q.overQuota
   "MEOW_PLATFORM_DEFAULT_QUOTA__REQUESTS_PER_MINUTE" $q.requestsPerMinute }}
 {{- range $key, $value := include "meow.kuberaySettings" . | fromYaml }}

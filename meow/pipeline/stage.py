@@ -39,9 +39,7 @@ class StageContext:
 
     def upstream(self, stage: str) -> Path:
         """The artifacts directory of an earlier stage of this run (which must have finished)."""
-        if self.run.manifest(stage) is None:
-            raise RuntimeError(f"stage {stage!r} has not finished in this run")
-        return self.run.path / stage
+        return self.run.finished(stage)
 
     def model_to_unlearn(self) -> str:
         """The TOFU target when this run prepares one, else the spec's model."""

@@ -1,9 +1,9 @@
 """The `report` stage: one run's results as `report.md`, a self-contained `report.html`, and `metrics.json`.
 
 1. Collect what the run directory holds: the resolved spec, every stage's manifest (timings,
-   versions, summaries), the evaluation (`evaluate/metrics.json` and the per-example files), MEMO
-   scores (`memo/scores.jsonl`), the inverted candidates with their quality checks
-   (`invert/candidates.jsonl`) and the selected inverted facts (`select/selected.jsonl`).
+   versions, summaries), the evaluation (`evaluate/metrics.json` and the per-example files), and
+   the records of `meow/pipeline/records.py`: MEMO scores, the inverted candidates with their
+   quality checks and the selected inverted facts.
 2. `metrics.json`: the benchmark's shape, `{"target", "oracle", "methods": {<method>}}`, each entry
    with forget quality, model utility, forget ROUGE-L and `wall_s`, plus `inversion`: the share of
    coherent candidates, all and selected.
@@ -25,14 +25,12 @@ from meow import hardware
 from meow.evaluate.evaluator import read_per_example
 from meow.evaluate.metrics import best_forget_quality
 from meow.invert.quality import CHECKS, shares
-from meow.invert.stage import CANDIDATES_FILE
-from meow.memo.stage import read_scores
+from meow.pipeline.records import CandidateRecord, ScoreRecord, SelectionRecord
 from meow.pipeline.rundir import RunDir, versions
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
 from meow.report import plots
 from meow.report.leakage import leakage_section
-from meow.select.stage import SELECTED_FILE
 
 # Stages whose time it takes to produce the unlearned model (those the run has).
 UNLEARNING_STAGES = ("invert", "memo", "select", "unlearn")
@@ -83,24 +81,25 @@ def collect(run: RunDir, spec: PipelineSpec) -> dict[str, Any]:
         "manifests": manifests,
         "metrics": benchmark_entries(evaluation, manifests, spec),
         "per_example": per_example,
-        "memo": read_scores(run.path / "memo") if "memo" in manifests else [],
-        "selected": _read_jsonl(run.path / "select" / SELECTED_FILE) if "select" in manifests else [],
-        "candidates": _read_jsonl(run.path / "invert" / CANDIDATES_FILE) if "invert" in manifests else [],
+        "memo": run.read_records(ScoreRecord) if "memo" in manifests else [],
+        "selected": run.read_records(SelectionRecord) if "select" in manifests else [],
+        "candidates": run.read_records(CandidateRecord) if "invert" in manifests else [],
     }
 
 
 def inversion_quality(facts: dict[str, Any]) -> dict[str, Any] | None:
     """Shares of coherent inverted facts (`meow.invert.quality`) among all candidates and the selected ones."""
-    if not facts["candidates"] or "quality" not in facts["candidates"][0]:
+    candidates: list[CandidateRecord] = facts["candidates"]
+    if not candidates or candidates[0].quality is None:
         return None
-    picked = {row["index"]: row["selected_candidates"] for row in facts["selected"]}
-    selected = [r["quality"][i] for r in facts["candidates"] for i in picked.get(r["index"], [])]
+    picked = {row.index: row.selected_candidates for row in facts["selected"]}
+    selected = [r.quality[i] for r in candidates if r.quality for i in picked.get(r.index, [])]
     summary = (facts["manifests"].get("invert") or {}).get("summary") or {}
     return {
         "kind": summary.get("kind", "free-form"),
-        "facts": len(facts["candidates"]),
-        "facts_without_candidates": sum(1 for r in facts["candidates"] if not r["candidates"]),
-        "candidates": shares(q for r in facts["candidates"] for q in r["quality"]),
+        "facts": len(candidates),
+        "facts_without_candidates": sum(1 for r in candidates if not r.candidates),
+        "candidates": shares(q for r in candidates for q in r.quality or []),
         "selected": shares(selected),
     }
 
@@ -118,10 +117,6 @@ def benchmark_entries(evaluation: dict[str, Any], manifests: dict[str, Any], spe
     if "methods" in evaluation:
         entries["methods"] = {m: {**e, "wall_s": round(method_seconds, 2)} for m, e in evaluation["methods"].items()}
     return entries
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _models(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -163,15 +158,15 @@ def draw_figures(facts: dict[str, Any], out: Path) -> dict[str, Path]:
     return figures
 
 
-def memo_distributions(scores: Sequence[dict[str, Any]], selected: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+def memo_distributions(scores: Sequence[ScoreRecord], selected: Sequence[SelectionRecord]) -> dict[str, list[float]]:
     """MEMO values of the original answers, of all inverted candidates, and of the selected ones."""
     if not scores:
         return {}
     found = {
-        "original": [row["original_memo"] for row in scores],
-        "inverted": [memo for row in scores for memo in row["candidate_memos"]],
+        "original": [row.original_memo for row in scores],
+        "inverted": [memo for row in scores for memo in row.candidate_memos],
     }
-    picked = [memo for row in selected for memo in row["selected_memos"]]
+    picked = [memo for row in selected for memo in row.selected_memos]
     if picked:
         found["selected"] = picked
     return found
@@ -277,8 +272,8 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
         parts.append(
             _table(["answers", "n", "mean MEMO"], [[k, str(len(v)), _num(sum(v) / len(v))] for k, v in memo.items()])
         )
-        rows = [r for r in facts["memo"] if r["candidate_memos"]]
-        above = sum(r["original_memo"] > max(r["candidate_memos"]) for r in rows)
+        rows = [r for r in facts["memo"] if r.candidate_memos]
+        above = sum(r.original_memo > max(r.candidate_memos) for r in rows)
         parts.append(f"The original answer out-scores every inverted candidate on {above} of {len(rows)} facts.")
 
     if (section := inversion_section(facts)) is not None:
@@ -325,23 +320,23 @@ def inversion_section(facts: dict[str, Any]) -> str | None:
             f"{quality['facts_without_candidates']} of {quality['facts']} facts got no usable candidate and are not "
             "unlearned by MEOW (their spans had no alternative that passed the checks)."
         )
-    memos = {r["index"]: r.get("candidate_memos", []) for r in facts["memo"]}
-    picked = {row["index"]: row["selected_candidates"] for row in facts["selected"]}
+    memos = {r.index: r.candidate_memos for r in facts["memo"]}
+    picked = {row.index: row.selected_candidates for row in facts["selected"]}
     parts.append("### Every fact")
     parts.append("Each forget fact's original answer, the spans that carry its fact, and its candidates with MEMO "
                  "on the model to unlearn; **selected** ones are what it is fine-tuned on.")
     for record in facts["candidates"]:
-        index, memo = record["index"], memos.get(record["index"], [])
-        spans = ", ".join(f"`{s['text']}`" for s in record.get("spans", [])) or "none found"
-        lines = [f"**Q{index}:** {_escape(record['question'])}", "", f"*answer*: {_escape(record['answer'])}  ",
+        index, memo, checks = record.index, memos.get(record.index, []), record.quality or []
+        spans = ", ".join(f"`{s['text']}`" for s in record.spans or []) or "none found"
+        lines = [f"**Q{index}:** {_escape(record.question)}", "", f"*answer*: {_escape(record.answer)}  ",
                  f"*fact-bearing spans*: {spans}", ""]  # fmt: skip
-        for i, text in enumerate(record["candidates"]):
+        for i, text in enumerate(record.candidates):
             score = f" (MEMO {memo[i]:.3f})" if i < len(memo) else ""
             mark = "**selected** " if i in picked.get(index, []) else ""
-            failed = [c.replace("_", " ") for c in CHECKS if not record["quality"][i][c]]
+            failed = [c.replace("_", " ") for c in CHECKS if not checks[i][c]]
             flag = f"; fails: {', '.join(failed)}" if failed else ""
             lines.append(f"- {mark}{_escape(text)}{score}{flag}")
-        if not record["candidates"]:
+        if not record.candidates:
             lines.append("- (no candidate)")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -352,7 +347,7 @@ def examples_section(facts: dict[str, Any]) -> str:
     per_example = facts["per_example"]
     forget = {role: {r["index"]: r for r in records.get("forget", [])} for role, records in per_example.items()}
     first = next(iter(forget.values()), {})
-    selected = {row["index"]: row for row in facts["selected"]}
+    selected = {row.index: row.selected for row in facts["selected"]}
     parts = ["## Example generations (forget set)"]
     for index in list(first)[:EXAMPLES]:
         row = first[index]
@@ -360,7 +355,7 @@ def examples_section(facts: dict[str, Any]) -> str:
         for role, records in forget.items():
             if index in records:
                 lines.append(f"- *{_display(role, facts['spec'])}*: {_escape(records[index]['generation'])}")
-        for answer in selected.get(index, {}).get("selected", []):
+        for answer in selected.get(index, []):
             lines.append(f"- *trained on (inverted)*: {_escape(answer)}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

@@ -1,9 +1,9 @@
 """The `select` stage (method spec 1.3): the inverted facts each forget fact is unlearned with.
 
-Reads the MEMO stage's `scores.jsonl` and writes `selected.jsonl`, one record per fact:
-`index`, `question`, `answer` (the original), `selected` (candidate texts, at most k, best first
-by the rule) plus `selected_candidates` (their positions in the fact's candidate list) and
-`selected_memos` (their MEMO scores).
+Reads the MEMO stage's `ScoreRecord`s and writes `selected.jsonl`, one `SelectionRecord` per fact
+(`meow/pipeline/records.py`): `index`, `question`, `answer` (the original), `selected` (candidate
+texts, at most k, best first by the rule) plus `selected_candidates` (their positions in the fact's
+candidate list) and `selected_memos` (their MEMO scores).
 
 Order matters to the trainer: the reference recipe trains each fact on 4 sequences,
 `selected[i % k]` for i = 0..3, i.e. [top1, top2, top3, top1] with k = 3 (method spec 1.4). Facts
@@ -13,26 +13,24 @@ they are left out of `selected.jsonl` and listed in the stage summary.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from meow.pipeline.records import ScoreRecord, SelectionRecord
 from meow.pipeline.stage import Stage, StageContext
 from meow.select.rules import select
 from meow.telemetry import count
 
-SELECTED_FILE = "selected.jsonl"
 
-
-def selected_record(fact: dict[str, Any], rule: str, k: int, seed: int) -> dict[str, Any]:
-    positions = select(rule, fact["candidate_memos"], k, seed, fact["index"])
-    return {
-        "index": fact["index"],
-        "question": fact["question"],
-        "answer": fact["answer"],
-        "selected": [fact["candidates"][i] for i in positions],
-        "selected_candidates": positions,
-        "selected_memos": [fact["candidate_memos"][i] for i in positions],
-    }
+def selected_record(fact: ScoreRecord, rule: str, k: int, seed: int) -> SelectionRecord:
+    positions = select(rule, fact.candidate_memos, k, seed, fact.index)
+    return SelectionRecord(
+        index=fact.index,
+        question=fact.question,
+        answer=fact.answer,
+        selected=[fact.candidates[i] for i in positions],
+        selected_candidates=positions,
+        selected_memos=[fact.candidate_memos[i] for i in positions],
+    )
 
 
 class SelectStage(Stage):
@@ -43,24 +41,20 @@ class SelectStage(Stage):
         return {"select": self.spec.select.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        from meow.memo.stage import read_scores
-
         config = self.spec.select
-        facts = read_scores(ctx.upstream("memo"))
+        facts = ctx.run.read_records(ScoreRecord)
         records = [selected_record(f, config.rule, config.k, config.seed) for f in facts]
-        kept = [r for r in records if r["selected"]]
-        with open(ctx.dir / SELECTED_FILE, "w") as f:
-            for record in kept:
-                f.write(json.dumps(record) + "\n")
-        unselected = [r["index"] for r in records if not r["selected"]]
-        fewer = [r["index"] for r in kept if len(r["selected"]) < config.k]
+        kept = [r for r in records if r.selected]
+        ctx.run.write_records(SelectionRecord, kept)
+        unselected = [r.index for r in records if not r.selected]
+        fewer = [r.index for r in kept if len(r.selected) < config.k]
         count("meow_select_facts_selected", len(kept), "Facts with inverted facts selected for unlearning")
         ctx.run.log("select_done", facts=len(kept), unselected=unselected, fewer_than_k=fewer)
         return {
             "rule": config.rule,
             "k": config.k,
             "facts": len(kept),
-            "selected": sum(len(r["selected"]) for r in kept),
+            "selected": sum(len(r.selected) for r in kept),
             "facts_without_candidates": unselected,
             "facts_with_fewer_than_k": fewer,
         }

@@ -21,6 +21,7 @@ from typing import Any
 from meow.data import QARecord, forget_authors, load_qa, tofu_mini
 from meow.data.tofu import SPLITS
 from meow.models import resolve_model
+from meow.pipeline.records import SelectionRecord
 from meow.pipeline.stage import Stage, StageContext
 from meow.train.config import PrepareConfig
 
@@ -168,9 +169,9 @@ class UnlearnStage(Stage):
         """The facts to unlearn; with MEOW's data, the selection stage's records and their inversions."""
         if not inverted:
             return self.spec.forget.records(), None
-        rows = [json.loads(line) for line in (ctx.upstream("select") / "selected.jsonl").read_text().splitlines() if line]
-        records = [QARecord(r["index"], r["question"], r["answer"]) for r in rows]
-        return records, {r["index"]: r["selected"] for r in rows}
+        rows = ctx.run.read_records(SelectionRecord)
+        records = [QARecord(r.index, r.question, r.answer) for r in rows]
+        return records, {r.index: r.selected for r in rows}
 
     def _retain(self, forget: list[QARecord]) -> list[QARecord]:
         """The retain set: the spec's, else the prepared target's retain authors, else TOFU's complement split."""

@@ -12,6 +12,7 @@ from meow.evaluate.evaluator import model_metrics, read_per_example
 from meow.evaluate.stage import EvaluateStage
 from meow.hardware import describe
 from meow.pipeline import driver
+from meow.pipeline.records import ScoreRecord
 from meow.pipeline.spec import load_spec
 from meow.pipeline.stage import Stage
 from meow.report.stage import ReportStage
@@ -43,14 +44,17 @@ class Memo(Stage):
     def run(self, ctx):
         from meow.data import load_tofu
 
-        with open(ctx.dir / "scores.jsonl", "w") as f:
-            for i, record in enumerate(load_tofu("forget01")[:3]):
-                candidates = [f"inverted {i}.{j}" for j in range(4)]
-                memos = [0.1 * j for j in range(4)]
-                row = {"index": record.index, "question": record.question, "answer": record.answer}
-                f.write(
-                    json.dumps({**row, "candidates": candidates, "original_memo": 0.9, "candidate_memos": memos}) + "\n"
-                )
+        ctx.run.write_records(
+            ScoreRecord,
+            [
+                ScoreRecord(
+                    index=record.index, question=record.question, answer=record.answer,
+                    candidates=[f"inverted {i}.{j}" for j in range(4)], mode="suffix", variant="exact",
+                    original_memo=0.9, candidate_memos=[0.1 * j for j in range(4)],
+                )  # fmt: skip
+                for i, record in enumerate(load_tofu("forget01")[:3])
+            ],
+        )
         return {}
 
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from meow.pipeline.records import ScoreRecord, SelectionRecord
 from meow.select.rules import RULES, select
 from meow.select.stage import selected_record
 
@@ -43,13 +44,16 @@ def test_rules_are_registered_by_name():
 
 
 def test_selected_record_carries_texts_best_first():
-    fact = {"index": 5, "question": "q", "answer": "a", "candidates": ["x", "y", "z", "w"], "candidate_memos": [0.1, 0.4, 0.3, 0.2]}
+    fact = ScoreRecord(
+        index=5, question="q", answer="a", candidates=["x", "y", "z", "w"], mode="suffix", variant="exact",
+        original_memo=0.9, candidate_memos=[0.1, 0.4, 0.3, 0.2],
+    )  # fmt: skip
     record = selected_record(fact, "largest", 3, seed=42)
-    assert record == {
-        "index": 5,
-        "question": "q",
-        "answer": "a",
-        "selected": ["y", "z", "w"],
-        "selected_candidates": [1, 2, 3],
-        "selected_memos": [0.4, 0.3, 0.2],
-    }
+    assert record == SelectionRecord(
+        index=5,
+        question="q",
+        answer="a",
+        selected=["y", "z", "w"],
+        selected_candidates=[1, 2, 3],
+        selected_memos=[0.4, 0.3, 0.2],
+    )

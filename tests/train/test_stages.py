@@ -6,6 +6,7 @@ import pytest
 from safetensors.torch import load_file
 
 from meow.pipeline import driver
+from meow.pipeline.records import SelectionRecord
 from meow.pipeline.spec import load_spec
 from meow.pipeline.stage import Stage, load_stage
 
@@ -21,7 +22,7 @@ def spec(model, stages, method="grad_diff", unlearn_train=TRAIN):
 
 
 class StandInSelect(Stage):
-    """Writes selected.jsonl as the select stage does: three inverted answers per forget fact."""
+    """Writes the select stage's records: three inverted answers per forget fact."""
 
     name = "select"
 
@@ -31,10 +32,17 @@ class StandInSelect(Stage):
     def run(self, ctx):
         from meow.data import load_tofu
 
-        with open(ctx.dir / "selected.jsonl", "w") as f:
-            for r in load_tofu("forget01"):
-                selected = [f"Answer {i} that contradicts fact {r.index}." for i in range(3)]
-                f.write(json.dumps({"index": r.index, "question": r.question, "answer": r.answer, "selected": selected}) + "\n")
+        ctx.run.write_records(
+            SelectionRecord,
+            [
+                SelectionRecord(
+                    index=r.index, question=r.question, answer=r.answer,
+                    selected=[f"Answer {i} that contradicts fact {r.index}." for i in range(3)],
+                    selected_candidates=[0, 1, 2], selected_memos=[0.0, 0.0, 0.0],
+                )  # fmt: skip
+                for r in load_tofu("forget01")
+            ],
+        )
         return {}
 
 

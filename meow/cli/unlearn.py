@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-from pathlib import Path
-
 import click
 
 from meow.cli.validate import InvalidInput, checked_spec, debug_option, one_line_errors
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 
 
-def default_run_dir(spec: PipelineSpec) -> str:
-    return str(Path(os.environ.get("MEOW_RUNS", "runs")) / spec.name)
-
-
 def _load(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> tuple[PipelineSpec, str]:
     """The spec, checked with everything it names before anything starts or is written
     (`meow validate`); bad input is one line and exit code 2."""
+    from meow.pipeline.driver import default_run_dir
+
     spec = checked_spec(spec_path, forget, run_dir, debug)
     return spec, run_dir or default_run_dir(spec)
 
@@ -28,7 +21,7 @@ def _execute(spec: PipelineSpec, run_dir: str, only: list[str] | None, force: bo
     from meow.pipeline.driver import run_pipeline
 
     run = one_line_errors(debug, lambda: run_pipeline(spec, run_dir, only=only, force=force))
-    # Last line: where everything is (scripts and the platform read it).
+    # Last line: where everything is (scripts read it).
     click.echo(run.location)
 
 
@@ -64,18 +57,3 @@ def run_stage(stage: str, spec_path: str, run_dir: str | None, forget: str | Non
     if stage not in spec.stages:
         raise InvalidInput(f"{spec_path}: stage {stage!r} is not in this spec's stages {list(spec.stages)}")
     _execute(spec, location, [stage], force, debug)
-
-
-@click.group()
-def pipeline_main() -> None:
-    """Pipeline entrypoint for Ray jobs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-pipeline_main.add_command(unlearn, "run")
-
-
-@pipeline_main.command()
-def schema() -> None:
-    """Print the JSON schema of pipeline specs (published as pipelines/schema.json)."""
-    click.echo(json.dumps(PipelineSpec.model_json_schema(), indent=2))

@@ -21,18 +21,14 @@ class InvalidInput(click.ClickException):
 
 def one_line_errors(debug: bool, call: Callable[[], Any]) -> Any:
     """`call()`, turning the errors bad input raises into `InvalidInput` (traceback first with `debug`)."""
-    from meow.data.records import DataError
-    from meow.models.resolve import ModelSpecError
-    from meow.pipeline.spec import SpecError
-    from meow.pipeline.validate import InvalidRun
+    from meow.pipeline.validate import INPUT_ERRORS, one_line
 
     try:
         return call()
-    except (InvalidRun, DataError, SpecError, ModelSpecError) as e:
+    except INPUT_ERRORS as e:
         if debug:
             click.echo(traceback.format_exc().rstrip(), err=True)
-        lines = str(e).splitlines() or [type(e).__name__]
-        raise InvalidInput(lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")) from None
+        raise InvalidInput(one_line(e)) from None
 
 
 def checked_spec(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> PipelineSpec:

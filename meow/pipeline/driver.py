@@ -17,6 +17,7 @@ import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from meow import hardware
@@ -40,8 +41,17 @@ def inputs_hash(stage: Stage, run: RunDir) -> str:
     return stable_hash({"stage": stage.name, "config": stage.config(), "forget": forget, "upstream": upstream})
 
 
+def default_run_dir(spec: PipelineSpec) -> str:
+    """`$MEOW_RUNS/<spec name>` (`runs/<spec name>` by default)."""
+    return str(Path(os.environ.get("MEOW_RUNS", "runs")) / spec.name)
+
+
 def run_pipeline(spec: PipelineSpec, location: str, only: list[str] | None = None, force: bool = False) -> RunDir:
-    """Run (or resume) `spec` in the run directory at `location`; returns it when every stage finished."""
+    """Run (or resume) `spec` in the run directory at `location`; returns it when every stage finished.
+
+    The one entry point of a run: `meow unlearn`/`meow run`, `python -m meow.pipeline run` and the
+    platform's job driver (`meow_platform.jobrun`) check the spec (`meow.pipeline.validate`), then
+    call this. `only`: run just these of the spec's stages (their inputs must be finished)."""
     run = RunDir(location)
     run.pull()
     # The `run` label of every metric this run exports (workers inherit the environment).
@@ -138,7 +148,9 @@ def _run_stage(stage: Stage, run: RunDir, force: bool) -> None:
     run.update_status(stage=name, stages={name: {"state": "running", "started": started, "error": None, "seconds": None}})
     run.log("stage_started", stage=name, inputs_hash=wanted)
     log.info("stage %s: running", name)
-    ctx = StageContext(spec=stage.spec, run=run, dir=run.stage_dir(name), log=logging.getLogger(f"meow.{name}"))
+    ctx = StageContext(
+        spec=stage.spec, run=run, dir=run.stage_dir(name), log=logging.getLogger(f"meow.{name}"), inputs_hash=wanted
+    )
     try:
         summary = stage.run(ctx)
     except BaseException as error:

@@ -22,7 +22,18 @@ from meow.train.config import PrepareConfig, UnlearnConfig
 if TYPE_CHECKING:
     from meow.data import FieldMapping, Limits, QARecord
 
-STAGE_ORDER = ("prepare", "invert", "memo", "select", "unlearn", "evaluate", "report")
+# Every stage in run order, and its class (`meow.pipeline.stage.load_stage` imports it only when a
+# run uses it: each pulls in torch, vLLM, ...).
+STAGES = {
+    "prepare": "meow.train.stages:PrepareStage",
+    "invert": "meow.invert.stage:InvertStage",
+    "memo": "meow.memo.stage:MemoStage",
+    "select": "meow.select.stage:SelectStage",
+    "unlearn": "meow.train.stages:UnlearnStage",
+    "evaluate": "meow.evaluate.stage:EvaluateStage",
+    "report": "meow.report.stage:ReportStage",
+}
+STAGE_ORDER = tuple(STAGES)
 
 
 # What a job asks of the cluster (`PipelineSpec.resources`); memory in bytes.
@@ -113,6 +124,12 @@ class PipelineSpec(BaseModel):
         if list(stages) != sorted(stages, key=STAGE_ORDER.index):
             raise ValueError(f"stages must follow the order {list(STAGE_ORDER)}")
         return stages
+
+    def given_model(self) -> str | None:
+        """The model this run unlearns when it is the spec's `model` itself; None when a `prepare`
+        stage makes it (the TOFU target in `prepare/target`, `StageContext.model_to_unlearn`). What
+        a stage that reads the model to unlearn hashes: a prepared one is in prepare's manifest."""
+        return None if "prepare" in self.stages else self.model
 
     def resources(self) -> dict[str, float]:
         """What the largest stage of this run asks of the cluster at once: training workers, and the

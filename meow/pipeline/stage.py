@@ -16,19 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from meow.pipeline.rundir import RunDir
-from meow.pipeline.spec import PipelineSpec
-
-# Stage implementations by name, imported only when a run uses them (each pulls in torch, vLLM, ...).
-STAGE_CLASSES = {
-    "prepare": "meow.train.stages:PrepareStage",
-    "invert": "meow.invert.stage:InvertStage",
-    "memo": "meow.memo.stage:MemoStage",
-    "select": "meow.select.stage:SelectStage",
-    "unlearn": "meow.train.stages:UnlearnStage",
-    "evaluate": "meow.evaluate.stage:EvaluateStage",
-    "report": "meow.report.stage:ReportStage",
-}
-
+from meow.pipeline.spec import STAGES, PipelineSpec
 
 @dataclass
 class StageContext:
@@ -36,6 +24,9 @@ class StageContext:
     run: RunDir
     dir: Path
     log: logging.Logger
+    # The hash of this stage's inputs (`meow.pipeline.driver.inputs_hash`): the same on a rerun with
+    # the same inputs, so work named by it (a training run's checkpoints) resumes.
+    inputs_hash: str
 
     def upstream(self, stage: str) -> Path:
         """The artifacts directory of an earlier stage of this run (which must have finished)."""
@@ -43,9 +34,7 @@ class StageContext:
 
     def model_to_unlearn(self) -> str:
         """The TOFU target when this run prepares one, else the spec's model."""
-        if "prepare" in self.spec.stages:
-            return str(self.upstream("prepare") / "target")
-        return self.spec.model
+        return self.spec.given_model() or str(self.upstream("prepare") / "target")
 
 
 class Stage(abc.ABC):
@@ -66,5 +55,5 @@ class Stage(abc.ABC):
 
 
 def load_stage(name: str) -> type[Stage]:
-    module, _, attr = STAGE_CLASSES[name].partition(":")
+    module, _, attr = STAGES[name].partition(":")
     return getattr(importlib.import_module(module), attr)

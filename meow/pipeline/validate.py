@@ -20,12 +20,23 @@ import yaml
 
 from meow.data.readers import FieldMapping, Limits, iter_records, storage_error
 from meow.data.records import DataError
-from meow.models.resolve import is_remote
+from meow.models.resolve import ModelSpecError, is_remote
 from meow.pipeline.spec import PipelineSpec, SpecError, load_spec
 
 
 class InvalidRun(ValueError):
     """A run that must not start; the message is one line naming the file (and line, key) at fault."""
+
+
+# Errors bad input raises: their messages carry locations, keys and counts, never record text, so
+# they are what the user sees (`one_line`), not a traceback.
+INPUT_ERRORS = (InvalidRun, DataError, SpecError, ModelSpecError)
+
+
+def one_line(error: Exception) -> str:
+    """The first line of an input error's message, with how many more there are."""
+    lines = str(error).splitlines() or [type(error).__name__]
+    return lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
 
 
 @dataclass

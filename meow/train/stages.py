@@ -96,14 +96,12 @@ class UnlearnStage(Stage):
         spec = self.spec
         return {
             "unlearn": spec.unlearn.model_dump(mode="json"),
-            # Without `prepare`, the model to unlearn is the spec's model itself.
-            "model": None if "prepare" in spec.stages else spec.model,
+            "model": spec.given_model(),
         }
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from transformers import AutoTokenizer
 
-        from meow.pipeline.driver import inputs_hash
         from meow.train.data import fact_source, plan_training
         from meow.train.losses import method_loss
         from meow.train.methods import METHODS
@@ -140,7 +138,7 @@ class UnlearnStage(Stage):
             epochs_location=epochs_location(ctx) if train.save_epochs else None,
         )
         # Same inputs, same run name: a rerun after a crash resumes; changed inputs start afresh.
-        name = f"train-{inputs_hash(self, ctx.run)}"
+        name = f"train-{ctx.inputs_hash}"
         result = fit(job, plan, checkpoint_location(ctx), name, ctx.dir / "model")
         if train.save_epochs and ctx.run.remote:
             # The workers wrote them to the run's remote location; the evaluation reads the stage's files.

@@ -1,7 +1,9 @@
 """`python -m meow_platform.jobrun --run-dir DIR`: what every platform job runs (Ray job or RayJob).
 
-Decodes the tenant's spec from the environment into a private file and hands it to the MEOW
-driver (`python -m meow.pipeline run SPEC --run-dir DIR`) in this same process.
+Decodes the tenant's spec from the environment, checks it with everything it names
+(`meow.pipeline.validate`, what the submission was checked with; the data may have changed since)
+and runs it with the MEOW driver (`meow.pipeline.run_pipeline`) in this same process. Bad input is
+one `Error: ...` line, the run recorded failed with it as the reason, and exit code 2.
 
 The run's status.json always ends in a final state: SIGTERM (what Ray's `stop_job` and a pod's
 deletion send first) unwinds the running stage as an exception (it records itself failed, Ray is
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import os
 import signal
-import tempfile
+import sys
 
-from meow.cli.unlearn import pipeline_main
+from meow.pipeline.driver import run_pipeline
 from meow.pipeline.rundir import RunDir
+from meow.pipeline.validate import INPUT_ERRORS, check_text, one_line
 from meow_platform.backends.base import SPEC_ENV
 
 
@@ -41,10 +45,14 @@ def main() -> None:
     run = args.run_dir
     try:
         run_driver(run)
+    except INPUT_ERRORS as e:
+        print(f"Error: {one_line(e)}", file=sys.stderr)
+        RunDir(run).end_abnormally(type(e).__name__, one_line(e))
+        raise SystemExit(2) from None
     except SystemExit as e:
         if e.code == signal.SIGTERM:  # Ray's driver handler: sys.exit(signum)
             RunDir(run).end_abnormally("Terminated", "terminated by SIGTERM", replace=True)
-        elif e.code not in (0, None):  # click exits 0 on success
+        elif e.code not in (0, None):
             RunDir(run).end_abnormally("SystemExit", f"exit code {e.code}")
         raise
     except Terminated as e:
@@ -56,14 +64,10 @@ def main() -> None:
 
 
 def run_driver(run_dir: str) -> None:
-    spec = base64.b64decode(os.environ[SPEC_ENV], validate=True).decode()
-    fd, path = tempfile.mkstemp(prefix="meow-spec-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(spec)
-        pipeline_main(["run", path, "--run-dir", run_dir], prog_name="meow.pipeline")
-    finally:
-        os.unlink(path)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    text = base64.b64decode(os.environ[SPEC_ENV], validate=True).decode()
+    spec = check_text(text, source="spec", run_dir=run_dir).spec
+    print(run_pipeline(spec, run_dir).location)
 
 
 if __name__ == "__main__":

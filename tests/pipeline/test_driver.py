@@ -207,3 +207,17 @@ def test_sigterm_during_a_stage_ends_the_run_failed(tmp_path, monkeypatch):
     assert status["state"] == "failed" and status["reason"] == "terminated (SIGTERM)"
     assert status["stages"]["memo"]["state"] == "failed" and status["stages"]["select"]["state"] == "pending"
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_a_stage_sees_its_inputs_hash_on_the_context(tmp_path, monkeypatch):
+    # What names a training run's checkpoints: the same on a rerun with the same inputs.
+    seen = {}
+
+    class Sees(Invert):
+        def run(self, ctx):
+            seen["hash"] = ctx.inputs_hash
+            return super().run(ctx)
+
+    monkeypatch.setattr(driver, "load_stage", {**STAGES, "invert": Sees}.__getitem__)
+    run = driver.run_pipeline(load_spec(SPEC), str(tmp_path / "run"))
+    assert seen["hash"] == run.manifest("invert")["inputs_hash"] == driver.inputs_hash(Sees(load_spec(SPEC)), run)

@@ -24,4 +24,7 @@ def test_a_driver_that_fails_before_any_stage_leaves_status_json_failed(tmp_path
     )
     assert done.returncode == 2, done.stderr
     status = json.loads((run_dir / "status.json").read_text())
-    assert (status["state"], status["error"], status["reason"]) == ("failed", "SystemExit", "exit code 2")
+    # The check's one line is the reason: a key and a line of the spec, never record text.
+    assert (status["state"], status["error"]) == ("failed", "InvalidRun")
+    assert status["reason"].startswith("spec, line 2, key stages: ")
+    assert "unknown stage" in status["reason"] and done.stderr.strip().endswith(status["reason"])

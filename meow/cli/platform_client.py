@@ -141,21 +141,36 @@ def up(host: str, port: int) -> None:
     """Start the control plane on the embedded default: SQLite and artifacts under MEOW_HOME, and a
     local Ray on 127.0.0.1 (unless MEOW_PLATFORM_RAY__ADDRESS names one). Runs until interrupted; the
     local Ray and its jobs keep running after it (a restart re-attaches; `meow platform down` stops it)."""
-    command = [sys.executable, "-m", "meow_platform", "serve", "--host", host, "--port", str(port)]
-    os.execv(sys.executable, command)
+    _exec_control_plane("serve", "--host", host, "--port", str(port))
 
 
 @platform.command()
 def down() -> None:
     """Stop the local Ray that `meow platform up` left running, with any job still on it (refused while
     the control plane runs: stop it first)."""
-    os.execv(sys.executable, [sys.executable, "-m", "meow_platform", "stop-ray"])
+    _exec_control_plane("stop-ray")
 
 
 @platform.command()
 def serve() -> None:
     """Run the control plane configured entirely by MEOW_PLATFORM_* variables (what the container runs)."""
-    os.execv(sys.executable, [sys.executable, "-m", "meow_platform", "serve"])
+    _exec_control_plane("serve")
+
+
+# What `python -m meow_platform` imports beyond the library: the `platform` extra (pyproject.toml).
+PLATFORM_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "alembic", "kubernetes", "pydantic_settings")
+
+
+def _exec_control_plane(*args: str) -> None:
+    from importlib.util import find_spec
+
+    missing = [name for name in PLATFORM_EXTRA if find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"the control plane needs the platform extra ({', '.join(missing)} missing): "
+            "pip install 'meow-unlearn[platform]'"
+        )
+    os.execv(sys.executable, [sys.executable, "-m", "meow_platform", *args])
 
 
 @platform.group()

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
-import requests
 
 from meow.cluster import local_ray_env
 from meow.net import LOOPBACK, free_port
@@ -228,8 +228,8 @@ class LocalRayCluster:
 
     def _jobs_api_answers(self) -> bool:
         try:
-            return requests.get(f"{self.dashboard_url}/api/jobs/", headers=ray_auth_headers(), timeout=5).ok
-        except requests.RequestException:
+            return not httpx.get(f"{self.dashboard_url}/api/jobs/", headers=ray_auth_headers(), timeout=5).is_error
+        except httpx.HTTPError:
             return False
 
     def stop(self, timeout: float = 60.0) -> None:

@@ -106,13 +106,19 @@ HEAVY = ("torch", "transformers", "vllm", "ray", "datasets", "accelerate", "scip
 def test_the_control_plane_image_installs_its_own_dependencies_only():
     """pyproject.toml's core dependencies carry torch and transformers (the pipeline's), so the image
     installs the package without dependencies, then the control plane's, each with pyproject's exact
-    specifier, the `postgres` extra included (Postgres mode needs psycopg)."""
+    specifier (core or the `platform` extra), the `postgres` extra included (Postgres mode needs psycopg)."""
     runs = " && ".join(args for keyword, args in IMAGES["control-plane.Dockerfile:final"] if keyword == "RUN")
     assert "pip install --no-deps . " in runs + " "
     installed = re.findall(r'"([^"]+)"', runs)
-    declared = {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d for d in PYPROJECT["project"]["dependencies"]}
-    (postgres,) = PYPROJECT["project"]["optional-dependencies"]["postgres"]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    declared = {
+        re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d
+        for d in [*PYPROJECT["project"]["dependencies"], *extras["platform"]]
+    }
+    (postgres,) = extras["postgres"]
     assert postgres in installed
+    control_plane = {"fastapi", "uvicorn", "sqlalchemy", "alembic", "kubernetes", "pydantic-settings"}
+    assert {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower() for d in extras["platform"]} >= control_plane
     for requirement in installed:
         if requirement != postgres:
             name = re.split(r"[<>=!\[ ]", requirement, maxsplit=1)[0].lower()
@@ -144,18 +150,25 @@ def _closure(names: set[str]) -> set[str]:
     return seen
 
 
+def _blocking(packages: tuple[str, ...]) -> str:
+    """Python code that makes importing any of `packages` fail, as in an image without them."""
+    return f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {packages!r}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
 def test_the_control_plane_runs_without_the_heavy_packages(tmp_path):
     """Import what `meow platform serve` runs (the app, the kuberay backend, the spec check, the
     migrations) in a Python where torch, transformers, vLLM and Ray cannot be imported; every
     distribution it imports is one the image installs (its list or what that list pulls in)."""
-    code = f"""
-import importlib.abc, json, sys
+    code = _blocking(HEAVY) + f"""
+import json
 from importlib import metadata
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {HEAVY!r}:
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
 from meow.cli import main
 assert "serve" in main.commands["platform"].commands
 from meow_platform.api.app import create_app
@@ -196,6 +209,19 @@ print(json.dumps(sorted({{d for n in names for d in owners.get(n, [])}})))
     missing = imported - installed - {"meow-unlearn", "kubernetes-validate"}
     assert {"fastapi", "sqlalchemy", "kubernetes", "pydantic-settings"} <= imported
     assert missing == set(), sorted(missing)
+
+
+def test_the_ray_image_runs_a_platform_job_without_the_platform_extra():
+    """The Ray image installs the library (`.[cpu]`/`.[gpu]`), not the `platform` extra; a job's
+    driver, `python -m meow_platform.jobrun`, imports none of the control plane's packages (FastAPI
+    and uvicorn come with ray[serve] and are the library's too)."""
+    code = _blocking(("sqlalchemy", "alembic", "kubernetes", "pydantic_settings"))
+    code += "import meow_platform.jobrun, meow.pipeline.__main__\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for image in ("ray.Dockerfile:cpu", "ray.Dockerfile:gpu"):
+        runs = " && ".join(args for keyword, args in IMAGES[image] if keyword == "RUN")
+        assert "platform" not in re.findall(r'"\.\[([\w,]+)\]"', runs)[0].split(","), image
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -58,3 +58,18 @@ def test_api_errors_become_messages_and_exit_codes(tenant_env, admin_env, tmp_pa
     assert "HTTP 401" in meow({**tenant_env, "MEOW_TOKEN": "meow_forged_token"}, "jobs").output
     assert "HTTP 403" in meow(tenant_env, "platform", "tenants", "list").output
     assert meow({}, "jobs").exit_code == 2, "no token: a usage error"
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve"], ["down"]])
+def test_the_control_plane_without_the_platform_extra_says_what_to_install(monkeypatch, command):
+    import importlib.util
+
+    import meow.cli.platform_client as platform_client
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "sqlalchemy" else found(name))
+    monkeypatch.setattr(platform_client.os, "execv", lambda *args: pytest.fail("started without the extra"))
+    result = CliRunner().invoke(main, ["platform", *command])
+    assert result.exit_code == 1
+    assert "the control plane needs the platform extra (sqlalchemy missing)" in result.output
+    assert "pip install 'meow-unlearn[platform]'" in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meow_platform.backends.base import (
     Backend,
     BackendRejected,
@@ -10,7 +12,9 @@ from meow_platform.backends.base import (
     BackendUnavailable,
     Launch,
 )
-from meow_platform.settings import Settings
+
+if TYPE_CHECKING:  # the settings need the `platform` extra; a job's driver imports `base` without it
+    from meow_platform.settings import Settings
 
 
 def create_backend(settings: Settings) -> Backend:

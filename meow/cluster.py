@@ -108,16 +108,9 @@ def check_memory(processes: int, each: int, setting: str) -> None:
 
 
 def _set_ray_env(env: dict[str, str]) -> None:
-    """Set Ray's environment in this process, also when `ray` was imported before.
-
-    Ray reads these once, at import: the loopback switch into a Python constant, the auth settings
-    into its C++ core, which has to be told to read them again (what `ray.init` itself does when it
-    turns token auth on). Pinned to Ray 2.60.
-    """
-    from ray._private import ray_constants
-    from ray._raylet import AuthenticationTokenLoader, Config
+    """Set Ray's environment in this process, also when `ray` was imported before (Ray reads it once,
+    at import: `meow.ray_internals`)."""
+    from meow.ray_internals import reread_settings
 
     os.environ.update(env)
-    ray_constants.ENABLE_RAY_CLUSTER = env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1"
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
+    reread_settings(enable_cluster=env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1")

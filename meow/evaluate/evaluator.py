@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from meow.evaluate.config import EvaluateConfig
 from meow.evaluate.tofu import SPLIT_NAMES, EvalSplit, scored_pair
 from meow.models import encoding, templates
 from meow.models.cache import cached_directory, meow_home, read_manifest, sha256_file
-from meow.pipeline.rundir import stable_hash, versions
+from meow.pipeline.rundir import read_per_example, stable_hash, versions, write_per_example
 from meow.telemetry import count
 
 log = logging.getLogger(__name__)
@@ -255,16 +254,3 @@ def model_metrics(per_example: Mapping[str, Sequence[Record]], oracle_forget: Se
     }
 
 
-def write_per_example(directory: Path, per_example: Mapping[str, Sequence[Record]]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, records in per_example.items():
-        with open(directory / f"{name}.jsonl", "w") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
-
-
-def read_per_example(directory: Path) -> dict[str, list[Record]]:
-    return {
-        path.stem: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for path in sorted(directory.glob("*.jsonl"))
-    }

@@ -14,14 +14,13 @@ benchmark's shape: `{"target": {...}, "oracle": {...}, "methods": {<method>: {..
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 from meow.data import QARecord
-from meow.evaluate.evaluator import evaluate_cached, evaluate_model, forget_ratios, model_metrics, write_per_example
+from meow.evaluate.evaluator import evaluate_cached, evaluate_model, forget_ratios, model_metrics
 from meow.evaluate.tofu import EvalSplit, forget_split, options_split, retain_split
 from meow.pipeline.spec import PipelineSpec
 from meow.pipeline.stage import Stage, StageContext
@@ -118,7 +117,7 @@ class EvaluateStage(Stage):
                 per_example, cached = evaluate_cached(model, splits, self.spec.evaluate, label=role)
             else:
                 per_example, cached = evaluate_model(model, splits, self.spec.evaluate, label=role), False
-            write_per_example(ctx.dir / role / "per_example", per_example)
+            ctx.run.write_examples(role, per_example)
             if role == "oracle":
                 oracle_forget = forget_ratios(per_example)
             seconds = round(time.time() - started, 2)
@@ -127,7 +126,7 @@ class EvaluateStage(Stage):
         summary: dict[str, Any] = {role: results[role] for role in ("target", "oracle") if role in results}
         if "unlearned" in results:
             summary["methods"] = {self.spec.unlearn.method: {**results["unlearned"], "frontier": frontier(results, self.spec)}}
-        (ctx.dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        ctx.run.write_evaluation(summary)
         return {
             role: {k: r[k] for k in ("forget_quality", "model_utility", "forget_rouge_l", "eval_s")}
             for role, r in results.items()

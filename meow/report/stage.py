@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from meow import hardware
-from meow.evaluate.evaluator import read_per_example
 from meow.evaluate.metrics import best_forget_quality
 from meow.invert.quality import CHECKS, shares
 from meow.pipeline.records import CandidateRecord, ScoreRecord, SelectionRecord
@@ -69,12 +68,8 @@ def write_report(run: RunDir, spec: PipelineSpec, out: Path) -> list[str]:
 
 def collect(run: RunDir, spec: PipelineSpec) -> dict[str, Any]:
     manifests = {s: m for s in STAGE_ORDER if s in spec.stages and (m := run.manifest(s)) is not None}
-    evaluation = json.loads((run.path / "evaluate" / "metrics.json").read_text())
-    per_example = {
-        role: read_per_example(run.path / "evaluate" / role / "per_example")
-        for role in ROLES
-        if (run.path / "evaluate" / role / "per_example").is_dir()
-    }
+    evaluation = run.evaluation()
+    per_example = {role: examples for role in ROLES if (examples := run.examples(role)) is not None}
     return {
         "spec": spec,
         "run": run,

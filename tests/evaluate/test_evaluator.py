@@ -3,14 +3,9 @@
 import pytest
 
 from meow.evaluate.config import EvaluateConfig
-from meow.evaluate.evaluator import (
-    evaluate_model,
-    model_metrics,
-    read_per_example,
-    source_fingerprint,
-    write_per_example,
-)
+from meow.evaluate.evaluator import evaluate_model, model_metrics, source_fingerprint
 from meow.evaluate.tofu import forget_split, options_split, retain_split, scored_pair
+from meow.pipeline.rundir import read_per_example, write_per_example
 
 CONFIG = EvaluateConfig(max_length=96, actors=2, batch_size=4)
 

@@ -1,4 +1,5 @@
-"""The records between stages: files read back as written, and lines of earlier runs still read."""
+"""What stages hand each other through the run directory: files as the stages wrote them, and lines of
+earlier runs still read."""
 
 import json
 
@@ -70,3 +71,16 @@ def test_records_of_an_unfinished_stage_are_not_read(tmp_path):
     run.write_records(SelectionRecord, [SelectionRecord.from_json(SELECTION)])
     with pytest.raises(RuntimeError, match="stage 'select' has not finished"):
         run.read_records(SelectionRecord)
+
+
+def test_the_evaluation_and_its_per_example_rows(tmp_path):
+    run = RunDir(tmp_path)
+    summary = {"target": {"forget_quality": 0.5}, "methods": {"meow": {"forget_quality": 0.75}}}
+    rows = {"forget": [{"index": 0, "truth_ratio": 0.5}], "retain": []}
+    run.write_evaluation(summary)
+    run.write_examples("target", rows)
+    assert (tmp_path / "evaluate" / "metrics.json").read_text() == json.dumps(summary, indent=2) + "\n"
+    assert (tmp_path / "evaluate/target/per_example/forget.jsonl").read_text() == json.dumps(rows["forget"][0]) + "\n"
+    finished(run, "evaluate")
+    assert run.evaluation() == summary
+    assert run.examples("target") == rows and run.examples("oracle") is None

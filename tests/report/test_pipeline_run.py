@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from meow.evaluate.evaluator import model_metrics, read_per_example
+from meow.evaluate.evaluator import model_metrics
 from meow.evaluate.stage import EvaluateStage
 from meow.hardware import describe
 from meow.pipeline import driver
 from meow.pipeline.records import ScoreRecord
+from meow.pipeline.rundir import read_per_example
 from meow.pipeline.spec import load_spec
 from meow.pipeline.stage import Stage
 from meow.report.stage import ReportStage

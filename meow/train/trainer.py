@@ -10,10 +10,11 @@ plan (`meow.train.data`) and the registered loss (`meow.train.losses`).
   them (answer tokens; every position for KL terms): the LM head over a 49k vocabulary is a fifth
   of a small model's compute, and the prompt's logits are never used.
 * AdamW (decay on matrices only, as the HF Trainer does), linear warm-up then linear decay to 0
-  (HF's `get_linear_schedule_with_warmup`, so the first step has learning rate 0 when warming up),
-  gradient clipping, bf16 autocast with fp32 master weights.
+  (a `LambdaLR` computing HF's `get_linear_schedule_with_warmup`, so the first step has learning
+  rate 0 when warming up), gradient clipping, bf16 autocast with fp32 master weights.
 * Gradients are synchronised once per step (on each worker's last micro-batch).
-* Checkpoints (sharded model + optimizer via torch.distributed.checkpoint, and the step) go through
+* Checkpoints (sharded model + optimizer via torch.distributed.checkpoint; the step and the
+  learning-rate scheduler's state in the trainer state file) go through
   `ray.train.report` to the run's storage (a local directory or s3://). A rerun with the same
   storage and run name resumes from the latest one.
 * The final model is reported as a checkpoint holding a plain HF directory (safetensors, the
@@ -77,6 +78,12 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return step / max(1, warmup)
     return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Optimizer step k (0-based) runs at the learning rate times `linear_warmup_decay(k, warmup, total)`;
+    step the scheduler after each optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: linear_warmup_decay(step, warmup, total))
 
 
 def uses_gpu(config: TrainConfig) -> bool:
@@ -215,6 +222,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         ],
         lr=config.learning_rate,
     )
+    # Built before a checkpoint's optimizer state is loaded: the optimizer's learning rates are then
+    # the checkpoint's, and the scheduler's state (loaded after) continues from there.
+    scheduler = linear_schedule(optimizer, plan.warmup_steps, plan.total_steps)
     loss_fn = LOSSES.get(job.loss)
 
     start, history, resumed_from = 0, [], 0
@@ -227,6 +237,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                 ray.train.report({"step": state["step"]}, checkpoint=checkpoint if rank == 0 else None)
                 return
             _load_state(scorer, optimizer, directory)
+            scheduler.load_state_dict(state["scheduler"])
             start, history, resumed_from = state["step"], state["history"], state["step"]
             log.info("resuming at step %d of %d", start, plan.total_steps)
 
@@ -237,9 +248,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     progress = _progress(plan.total_steps, start, job.label) if rank == 0 else None
     for step in range(start, plan.total_steps):
         began, began_cpu = time.perf_counter(), time.process_time()
-        factor = linear_warmup_decay(step, plan.warmup_steps, plan.total_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * factor
+        lr = optimizer.param_groups[0]["lr"]
         mine = plan.steps[step][rank::world]
         step_loss = torch.zeros((), dtype=torch.float64, device=device)  # NCCL reduces device tensors
         for i, micro in enumerate(mine):
@@ -254,13 +263,14 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             step_loss += loss.detach().double()
         grad_norm = _clip(params, config.max_grad_norm)
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         dist.all_reduce(step_loss)
         seconds = time.perf_counter() - began
         record = {
             "step": step + 1,
             "loss": float(step_loss),
-            "lr": config.learning_rate * factor,
+            "lr": lr,
             "grad_norm": grad_norm,
             "tokens": sum(m.tokens() for m in plan.steps[step]),
             "seconds": round(seconds, 3),
@@ -278,7 +288,13 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         if job.epochs_location and done in plan.epoch_ends:
             _export_epoch(scorer, job, rank, plan.epoch_ends.index(done) + 1)
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < plan.total_steps:
-            state = {"step": done, "history": history, "final": False, "resumed_from_step": resumed_from}
+            state = {
+                "step": done,
+                "history": history,
+                "final": False,
+                "resumed_from_step": resumed_from,
+                "scheduler": scheduler.state_dict(),
+            }
             with tempfile.TemporaryDirectory() as directory:
                 _save_state(scorer, optimizer, directory)
                 if rank == 0:

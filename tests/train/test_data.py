@@ -10,7 +10,6 @@ from meow.models.templates import question_prompt
 from meow.train.config import TrainConfig
 from meow.train.data import REFUSALS, cycled_answers, fact_source, plan_training
 from meow.train.losses import LOSSES, GroupStats, LossInputs
-from meow.train.trainer import linear_warmup_decay
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +121,3 @@ def test_retain_pairs_and_refusals_are_drawn_per_epoch_from_the_seed(tokenizer):
     first, second = plans[0].steps
     assert [m.groups["retain"] for m in first] != [m.groups["retain"] for m in second]
 
-
-def test_learning_rate_schedule_is_hf_linear_with_warmup():
-    from transformers import get_linear_schedule_with_warmup
-
-    for warmup, total in [(1, 12), (3, 10), (0, 5)]:
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        expected = []
-        for _ in range(total):
-            expected.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            scheduler.step()
-        assert [linear_warmup_decay(s, warmup, total) for s in range(total)] == pytest.approx(expected)

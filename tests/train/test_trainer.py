@@ -80,7 +80,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(fp32_runs, tiny_model_dir, 
     result = train(tiny_model_dir, tmp_path, "w2", 2, precision="fp32", checkpoint_every=3)
     assert 0 < result.resumed_from_step < 20 and result.resumed_from_step % 3 == 0  # not from scratch
     assert [h["step"] for h in result.history] == list(range(1, 21))
-    # Model, optimizer and data position were restored: the resumed steps are the uninterrupted run's.
+    # Model, optimizer, learning-rate schedule and data position were restored: the resumed steps are
+    # the uninterrupted run's.
+    assert [h["lr"] for h in result.history] == [h["lr"] for h in fp32_runs[2].history]
     assert [h["loss"] for h in result.history] == pytest.approx([h["loss"] for h in fp32_runs[2].history], rel=1e-5)
 
 

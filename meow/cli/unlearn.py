@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import click
 
-from meow.cli.validate import InvalidInput, checked_spec, debug_option, one_line_errors
+from meow.cli.validate import InvalidInput, checked_spec, debug_option, model_option, one_line_errors
 from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 
 
-def _load(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> tuple[PipelineSpec, str]:
+def _load(
+    spec_path: str, forget: str | None, run_dir: str | None, debug: bool, model: str | None
+) -> tuple[PipelineSpec, str]:
     """The spec, checked with everything it names before anything starts or is written
     (`meow validate`); bad input is one line and exit code 2."""
     from meow.pipeline.driver import default_run_dir
 
-    spec = checked_spec(spec_path, forget, run_dir, debug)
+    spec = checked_spec(spec_path, forget, run_dir, debug, model)
     return spec, run_dir or default_run_dir(spec)
 
 
@@ -36,11 +38,14 @@ force_option = click.option("--force", is_flag=True, help="Recompute even if fin
 @spec_argument
 @run_dir_option
 @forget_option
+@model_option
 @force_option
 @debug_option
-def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool, debug: bool) -> None:
+def unlearn(
+    spec_path: str, run_dir: str | None, forget: str | None, model: str | None, force: bool, debug: bool
+) -> None:
     """Run every stage of SPEC (a pipelines/*.yaml file); a rerun resumes."""
-    spec, location = _load(spec_path, forget, run_dir, debug)
+    spec, location = _load(spec_path, forget, run_dir, debug, model)
     _execute(spec, location, None, force, debug)
 
 
@@ -49,11 +54,14 @@ def unlearn(spec_path: str, run_dir: str | None, forget: str | None, force: bool
 @spec_argument
 @run_dir_option
 @forget_option
+@model_option
 @force_option
 @debug_option
-def run_stage(stage: str, spec_path: str, run_dir: str | None, forget: str | None, force: bool, debug: bool) -> None:
+def run_stage(
+    stage: str, spec_path: str, run_dir: str | None, forget: str | None, model: str | None, force: bool, debug: bool
+) -> None:
     """Run one STAGE of SPEC (its inputs must be finished in the run directory)."""
-    spec, location = _load(spec_path, forget, run_dir, debug)
+    spec, location = _load(spec_path, forget, run_dir, debug, model)
     if stage not in spec.stages:
         raise InvalidInput(f"{spec_path}: stage {stage!r} is not in this spec's stages {list(spec.stages)}")
     _execute(spec, location, [stage], force, debug)

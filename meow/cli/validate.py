@@ -31,11 +31,18 @@ def one_line_errors(debug: bool, call: Callable[[], Any]) -> Any:
         raise InvalidInput(one_line(e)) from None
 
 
-def checked_spec(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> PipelineSpec:
-    """The validated spec of `spec_path` (with `--forget` applied), or `InvalidInput`."""
+def checked_spec(
+    spec_path: str, forget: str | None, run_dir: str | None, debug: bool, model: str | None = None
+) -> PipelineSpec:
+    """The validated spec of `spec_path` (with `--forget` and `--model` applied), or `InvalidInput`."""
     from meow.pipeline.validate import check_file
 
-    return one_line_errors(debug, lambda: check_file(spec_path, forget, run_dir)).spec
+    return one_line_errors(debug, lambda: check_file(spec_path, forget, run_dir, model)).spec
+
+
+model_option = click.option(
+    "--model", help="Model to unlearn: embedded name, HF directory or s3:// URI (overrides the spec's `model`)."
+)
 
 
 debug_option = click.option("--debug", is_flag=True, help="On bad input, show the traceback too.")
@@ -45,12 +52,13 @@ debug_option = click.option("--debug", is_flag=True, help="On bad input, show th
 @click.argument("spec_path", metavar="SPEC")
 @click.option("--forget", help="Forget set: a TOFU split name or a file/URI (overrides the spec).")
 @click.option("--run-dir", help="Run directory to check as well (local or s3://).")
+@model_option
 @debug_option
-def validate(spec_path: str, forget: str | None, run_dir: str | None, debug: bool) -> None:
+def validate(spec_path: str, forget: str | None, run_dir: str | None, model: str | None, debug: bool) -> None:
     """Check SPEC, its forget and retain sets (every record), models and locations; start nothing.
 
     Exit code 0 with a one-line summary, or 2 with one `Error: <file>, line N: <what>` line."""
     from meow.pipeline.validate import check_file
 
-    found = one_line_errors(debug, lambda: check_file(spec_path, forget, run_dir))
+    found = one_line_errors(debug, lambda: check_file(spec_path, forget, run_dir, model))
     click.echo(found.summary())

@@ -60,7 +60,7 @@ class Checked:
 
 
 def check_file(
-    path: str | Path, forget: str | None = None, run_dir: str | None = None, **options: Any
+    path: str | Path, forget: str | None = None, run_dir: str | None = None, model: str | None = None, **options: Any
 ) -> Checked:
     """`check_text` of a spec file; a missing or unreadable file is an `InvalidRun` too."""
     try:
@@ -73,7 +73,7 @@ def check_file(
         raise InvalidRun(f"{path}: not valid UTF-8 (byte {e.start}); save the spec as UTF-8") from None
     except OSError as e:
         raise InvalidRun(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
-    return check_text(text, str(path), forget, run_dir, **options)
+    return check_text(text, str(path), forget, run_dir, model=model, **options)
 
 
 def check_text(
@@ -82,9 +82,11 @@ def check_text(
     forget: str | None = None,
     run_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    model: str | None = None,
 ) -> Checked:
-    """Validate a spec (YAML text) and everything it names; `forget` overrides `forget.source` (the
-    CLI's `--forget`). Returns what was checked, or raises `InvalidRun` with one line."""
+    """Validate a spec (YAML text) and everything it names; `forget` overrides `forget.source` and
+    `model` the model to unlearn (the CLI's `--forget`, `--model`). Returns what was checked, or
+    raises `InvalidRun` with one line."""
     started = time.perf_counter()
     try:
         spec = load_spec(text, source)
@@ -94,6 +96,8 @@ def check_text(
         raise InvalidRun(lines[0] + more) from None
     if forget:
         spec = spec.model_copy(update={"forget": spec.forget.model_copy(update={"source": forget})})
+    if model:
+        spec = spec.model_copy(update={"model": model})
     keys = _KeyLines(text, source)
     at_forget = _At(source, "--forget", option=True) if forget else keys.at("forget", "source")
     found = Checked(spec=spec, source=source, forget_records=0)
@@ -109,7 +113,8 @@ def check_text(
         )
     _check_retain_needed(spec, keys)
     for path, value in _models(spec):
-        found.models[".".join(path)] = f"{value} ({_check_model(value, keys.at(*path), storage_options)})"
+        at = _At(source, "--model", option=True) if model and path == ("model",) else keys.at(*path)
+        found.models[".".join(path)] = f"{value} ({_check_model(value, at, storage_options)})"
     if run_dir:
         _check_run_dir(run_dir, storage_options)
     found.seconds = time.perf_counter() - started

@@ -23,6 +23,14 @@ def test_the_default_spec_and_a_file_forget_set_validate(tmp_path):
     assert found.forget_records == 3 and "f.jsonl: 3 records" in found.summary()
 
 
+def test_the_model_option_replaces_the_model_to_unlearn(tmp_path, tiny_model_dir):
+    found = check_file("pipelines/people-facts.yaml", model=str(tiny_model_dir))
+    assert found.spec.model == str(tiny_model_dir) and found.models["model"] == f"{tiny_model_dir} (directory)"
+    assert found.forget_records == 40  # the example CSV through the spec's field mapping
+    with pytest.raises(InvalidRun, match=r"^--model: '.*nope' is neither an embedded model"):
+        check_file("pipelines/people-facts.yaml", model=str(tmp_path / "nope"))
+
+
 def test_limits_come_from_the_forget_spec(tmp_path):
     uri = write_jsonl(tmp_path / "f.jsonl", ROWS + [{"question": "Q?", "answer": "x" * 20}])
     with pytest.raises(InvalidRun, match=r"f\.jsonl, line 4: answer .* has 20 characters, over the limit of 10 \(forget\.max_chars\)"):

@@ -74,9 +74,11 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from meow.train.forward import Scorer, collate, group_stats
     from meow.train.losses import LOSSES, LossInputs
     from meow.train.methods import MeowArgs
-    from meow.train.trainer import Scorer, TrainJob, collate, group_stats, uses_bf16
+    from meow.train.trainer import TrainJob
+    from meow.train.worker import uses_bf16
 
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)

@@ -39,7 +39,7 @@ def test_an_auto_engine_loads_the_resolved_dtype(tiny_model_dir):
 
 
 def test_training_precision_auto_follows_the_hardware():
-    from meow.train.trainer import uses_bf16
+    from meow.train.worker import uses_bf16
 
     cpu = torch.device("cpu")
     assert uses_bf16("bf16", cpu) and not uses_bf16("fp32", cpu)

@@ -15,7 +15,8 @@ from meow.train.config import TrainConfig
 from meow.train.data import MicroBatch
 from meow.train.losses import LOSSES, LossInputs, Scope
 from meow.train.methods import NoArgs
-from meow.train.trainer import Scorer, TrainJob, collate, group_stats, pack_shared_prompts
+from meow.train.forward import Scorer, collate, group_stats, pack_shared_prompts
+from meow.train.trainer import TrainJob
 
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
 

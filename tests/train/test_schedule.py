@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from meow.data import load_tofu
 from meow.train.config import TrainConfig
 from meow.train.data import fact_source, plan_training
-from meow.train.trainer import linear_schedule
+from meow.train.worker import linear_schedule
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,8 @@ def run_steps(optimizer, scheduler, steps: int) -> list[float]:
 
 def hand_made(learning_rate: float, warmup: int, total: int) -> list[float]:
     """The per-step learning rates the worker loop used to set by hand."""
-    factors = [s / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)) for s in range(total)]
-    return [learning_rate * f for f in factors]
+    factor = lambda s: s / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))  # noqa: E731
+    return [learning_rate * factor(s) for s in range(total)]
 
 
 @pytest.mark.parametrize("options", CONFIGS)

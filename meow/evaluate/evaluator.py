@@ -146,7 +146,10 @@ def evaluate_model(
 
 
 # Settings that decide where and how fast, not what comes out.
-PLACEMENT_FIELDS = {"actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "cache", "oracle", "max_rows"}
+PLACEMENT_FIELDS = {
+    **dict.fromkeys(("actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "cache", "oracle", "max_rows"), True),
+    "engine": {"memory_per_actor"},
+}
 
 
 def evaluate_cached(

@@ -80,7 +80,7 @@ class EvaluateStage(Stage):
         return {
             "evaluate": spec.evaluate.model_dump(mode="json"),
             # Without `prepare`, the evaluated target is the spec's model itself.
-            "model": None if "prepare" in spec.stages else spec.model,
+            "model": spec.given_model(),
             "retain_authors": retain_authors(spec, self.forget_records) if "prepare" in spec.stages else None,
             "method": spec.unlearn.method if "unlearn" in spec.stages else None,
         }

@@ -194,7 +194,7 @@ class MemoStage(Stage):
     def config(self) -> dict[str, Any]:
         spec = self.spec
         # With `prepare` the scored model is the prepared target (its manifest is an input already).
-        return {"memo": spec.memo.model_dump(mode="json"), "model": None if "prepare" in spec.stages else spec.model}
+        return {"memo": spec.memo.model_dump(mode="json"), "model": spec.given_model()}
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         facts = ctx.run.read_records(CandidateRecord)

@@ -75,3 +75,15 @@ def test_the_evaluation_cache_key_ignores_comments_but_not_code(tmp_path):
     assert source_fingerprint(source) == before
     source.write_text("def f(x):\n    return x + 2\n")
     assert source_fingerprint(source) != before
+
+
+def test_the_evaluation_cache_key_ignores_placement_but_not_numerics(tiny_model_dir):
+    from meow.engines import EngineConfig
+    from meow.evaluate.evaluator import evaluation_key
+
+    splits = [options_split("world_facts", 4)]
+    key = evaluation_key(tiny_model_dir, splits, EvaluateConfig())
+    placed = EvaluateConfig(actors=3, batch_size=8, engine=EngineConfig(memory_per_actor="5GiB"))
+    assert evaluation_key(tiny_model_dir, splits, placed) == key
+    assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(max_length=64)) != key
+    assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(engine=EngineConfig(dtype="bfloat16"))) != key

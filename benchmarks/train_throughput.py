@@ -75,8 +75,8 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
     from meow.train.forward import Scorer, collate, group_stats
-    from meow.train.losses import LOSSES, LossInputs
-    from meow.train.methods import MeowArgs
+    from meow.train.losses import LossInputs
+    from meow.train.methods import MEOW, MeowArgs
     from meow.train.trainer import TrainJob
     from meow.train.worker import uses_bf16
 
@@ -87,7 +87,7 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
     scorer = Scorer(model)
     params = [p for p in scorer.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    job = TrainJob(str(model_dir), "meow", MeowArgs(), config)
+    job = TrainJob(str(model_dir), MEOW, MeowArgs(), config)
     bf16 = not naive and uses_bf16(config.precision, torch.device("cpu"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     history = []
@@ -101,7 +101,7 @@ def single_process(model_dir: Path, plan, config, naive: bool) -> list[dict]:
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss / len(step)
             else:
                 stats = group_stats(scorer, None, micro, job, torch.device("cpu"), autocast)
-                loss = LOSSES.get("meow")(LossInputs(stats, micro.scope), None)
+                loss = MEOW.loss(LossInputs(stats, micro.scope), None)
             loss.backward()
             total += float(loss)
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -144,7 +144,7 @@ def main() -> None:
     from meow.models import pull_embedded
     from meow.train.config import LoraConfig, TrainConfig
     from meow.train.data import plan_training
-    from meow.train.methods import MeowArgs
+    from meow.train.methods import MEOW, MeowArgs
     from meow.train.trainer import TrainJob, fit
 
     model_dir = pull_embedded("smollm2")
@@ -177,7 +177,7 @@ def main() -> None:
         for name in (v for v in ray_variants if v in wanted):
             run_config = config.model_copy(update=ray_variants[name])
             workers = run_config.workers
-            job = TrainJob(str(model_dir), "meow", MeowArgs(), run_config, label=f"bench-{name}")
+            job = TrainJob(str(model_dir), MEOW, MeowArgs(), run_config, label=f"bench-{name}")
             started = time.perf_counter()
             result = fit(job, plan_training(source, run_config, workers), tmp, name, Path(tmp) / name)
             fit_seconds = round(time.perf_counter() - started, 1)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named table of implementations, e.g. `LOSSES.register("npo")(npo_loss)`."""
+    """A named table of implementations, listed where it is made (`Registry("rule", [("top_k", top_k)])`)
+    or built up with `RULES.register("top_k")(top_k)`; a name registered twice is an error."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, items: Iterable[tuple[str, T]] = ()):
         self.kind = kind
         self._items: dict[str, T] = {}
+        for name, item in items:
+            self.register(name)(item)
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(item: T) -> T:

@@ -127,7 +127,7 @@ def fact_source(
     sequences_per_fact: int = 4,
     retain: Sequence[QARecord] | None = None,
 ) -> FactSource:
-    """The facts of `records` carrying `groups` (see meow.train.methods; `answer` = fine-tuning data).
+    """The facts of `records` carrying `groups` (a method's, `meow.train.methods`).
 
     `inversions` maps a record's index to its selected inverted answers, best first.
     """

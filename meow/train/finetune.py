@@ -20,7 +20,7 @@ from meow.data import QARecord
 from meow.models.cache import cached_directory, meow_home, read_manifest
 from meow.pipeline.rundir import stable_hash
 from meow.train.config import PrepareConfig, TrainConfig
-from meow.train.methods import NoArgs
+from meow.train.methods import FINETUNE, NoArgs
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ def finetune(
     from meow.train.trainer import TrainJob, fit
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    source = fact_source(tokenizer, records, ["answer"], config.max_length, config.seed)
+    source = fact_source(tokenizer, records, FINETUNE.groups, config.max_length, config.seed)
     plan = plan_training(source, config, config.workers)
-    job = TrainJob(str(model_dir), "finetune", NoArgs(), config, label=label)
+    job = TrainJob(str(model_dir), FINETUNE, NoArgs(), config, label=label)
     result = fit(job, plan, checkpoints, "train", out_dir)
     return {
         "records": len(records),

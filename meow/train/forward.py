@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from meow.models.encoding import IGNORE, Encoded
 from meow.train.data import MicroBatch
-from meow.train.losses import GroupStats, per_position_kl, per_sequence_sum, per_token_nll
+from meow.train.losses import GroupStats
 
 if TYPE_CHECKING:
     from meow.train.trainer import TrainJob
@@ -101,7 +102,8 @@ def _padded_stats(scorer, reference, sequences: list[Encoded], row_group: list[s
     targets = torch.full_like(labels, IGNORE)
     targets[:, :-1] = labels[:, 1:]
     at_label = targets != IGNORE
-    kl_rows = torch.tensor([g in job.kl_groups for g in row_group], device=device)
+    kl_groups, reference_groups = job.method.kl_groups, job.method.reference_groups
+    kl_rows = torch.tensor([g in kl_groups for g in row_group], device=device)
     select = at_label | (kl_rows[:, None] & mask.bool())
     # Selected positions in row-major order: the order of the returned logits.
     row_of = select.nonzero()[:, 0]
@@ -112,7 +114,7 @@ def _padded_stats(scorer, reference, sequences: list[Encoded], row_group: list[s
     nll = per_sequence_sum(per_token_nll(logits[is_label], selected_targets[is_label]), row_of[is_label], rows)
 
     ref_nll = kl = None
-    ref_rows = torch.tensor([g in job.reference_groups or g in job.kl_groups for g in row_group], device=device)
+    ref_rows = torch.tensor([g in reference_groups or g in kl_groups for g in row_group], device=device)
     if reference is not None:
         in_ref = ref_rows[row_of]  # the positions the reference sees, in the same order
         with torch.no_grad(), autocast:
@@ -120,11 +122,28 @@ def _padded_stats(scorer, reference, sequences: list[Encoded], row_group: list[s
         ref_label = is_label[in_ref]
         ref_token_nll = per_token_nll(ref_logits[ref_label], selected_targets[in_ref][ref_label])
         ref_nll = per_sequence_sum(ref_token_nll, row_of[in_ref][ref_label], rows)
-        if job.kl_groups:
+        if kl_groups:
             at_kl = kl_rows[row_of]
             position_kl = per_position_kl(logits[at_kl], ref_logits[kl_rows[row_of[in_ref]]])
             kl = per_sequence_sum(position_kl, row_of[at_kl], rows)
     return nll, ref_nll, kl
+
+
+def per_token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p(target) for each row of `logits` [N, V] (computed in fp32)."""
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def per_position_kl(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p_ref || p_model) at each row: sum_v p_ref (log p_ref - log p_model)."""
+    log_p = logits.float().log_softmax(-1)
+    log_ref = reference_logits.float().log_softmax(-1)
+    return F.kl_div(log_p, log_ref, log_target=True, reduction="none").sum(-1)
+
+
+def per_sequence_sum(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Sum the per-token `values` of each sequence (`rows` gives each token's sequence)."""
+    return torch.zeros(n_rows, dtype=values.dtype, device=values.device).index_add(0, rows, values)
 
 
 @dataclass

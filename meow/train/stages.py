@@ -103,14 +103,13 @@ class UnlearnStage(Stage):
         from transformers import AutoTokenizer
 
         from meow.train.data import fact_source, plan_training
-        from meow.train.losses import method_loss
         from meow.train.methods import METHODS
         from meow.train.trainer import TrainJob, fit
 
         config = self.spec.unlearn
         train = config.train
         method = METHODS.get(config.method)
-        _, args = method_loss(config.method, config.method_args)
+        args = method.args.model_validate(config.method_args)
         model_dir = resolve_model(ctx.model_to_unlearn())
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         records, inversions = self._forget(ctx, "inverted" in method.groups)
@@ -129,11 +128,9 @@ class UnlearnStage(Stage):
         ctx.run.log("unlearn_plan", method=config.method, facts=plan.facts, steps=plan.total_steps)
         job = TrainJob(
             str(model_dir),
-            config.method,
+            method,
             args,
             train,
-            reference_groups=method.reference_groups,
-            kl_groups=method.kl_groups,
             label="unlearn",
             epochs_location=epochs_location(ctx) if train.save_epochs else None,
         )

@@ -2,7 +2,8 @@
 with FSDP2.
 
 One loop serves the unlearning methods and the target/oracle preparation; what differs is the
-plan (`meow.train.data`) and the registered loss (`meow.train.losses`). Read in this order:
+plan (`meow.train.data`) and the method (`meow.train.methods`: what it trains on, its loss). Read
+in this order:
 
 * `trainer` (this module): the job, the workers' resources, `fit` (start or resume the run, copy
   the final model out);
@@ -32,6 +33,7 @@ from pydantic import BaseModel
 from meow.train.config import TrainConfig
 from meow.train.data import Plan
 from meow.train.export import MODEL_DIR
+from meow.train.methods import Method
 from meow.train.worker import STATE_FILE, train_loop
 
 
@@ -40,11 +42,9 @@ class TrainJob:
     """Everything a worker needs besides the plan. `model_dir` is a local HF directory."""
 
     model_dir: str
-    loss: str
-    loss_args: BaseModel  # the loss's validated arguments
+    method: Method  # an unlearning method, or FINETUNE for the target and oracle
+    method_args: BaseModel  # the method's validated arguments
     config: TrainConfig
-    reference_groups: tuple[str, ...] = ()
-    kl_groups: tuple[str, ...] = ()
     label: str = "train"  # telemetry tag: the stage (unlearn, prepare-target, ...)
     # Where rank 0 exports the model after each whole epoch (`<location>/epoch-<k>`, local or fsspec
     # URI); None: only the final model.

@@ -45,8 +45,6 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
     import torch.distributed as dist
 
-    from meow.train.losses import LOSSES
-
     job: TrainJob = loop_config["job"]
     plan: Plan = ray.get(loop_config["plan"])
     config = job.config
@@ -60,7 +58,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     scorer = _sharded(Scorer(_load_model(job.model_dir, config, trainable=True)), device, world, config)
     reference = None
-    if job.reference_groups or job.kl_groups:
+    if job.method.uses_reference:
         reference = _sharded(Scorer(_load_model(job.model_dir, config, trainable=False)), device, world, config)
     # Each worker's share of the parameters (FSDP2 shards every parameter along its first dimension).
     shards: list[int] = [0] * world
@@ -70,7 +68,6 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     # Built before a checkpoint's optimizer state is loaded: the optimizer's learning rates are then
     # the checkpoint's, and the scheduler's state (loaded after) continues from there.
     scheduler = linear_schedule(optimizer, plan.warmup_steps, plan.total_steps)
-    loss_fn = LOSSES.get(job.loss)
 
     start, history, resumed_from = 0, [], 0
     checkpoint = ray.train.get_checkpoint()
@@ -97,7 +94,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         step_loss = torch.zeros((), dtype=torch.float64, device=device)  # NCCL reduces device tensors
         mine = plan.steps[step][rank::world]
         for i, micro in enumerate(mine):
-            step_loss += _backward(scorer, reference, micro, job, loss_fn, device, autocast, last=i == len(mine) - 1)
+            step_loss += _backward(scorer, reference, micro, job, device, autocast, last=i == len(mine) - 1)
         grad_norm = _clip(params, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -142,9 +139,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     _report_model(scorer, job, final, rank)
 
 
-def _backward(
-    scorer, reference, micro: MicroBatch, job: TrainJob, loss_fn, device, autocast, last: bool
-) -> torch.Tensor:
+def _backward(scorer, reference, micro: MicroBatch, job: TrainJob, device, autocast, last: bool) -> torch.Tensor:
     """Forward and backward of one micro-batch; gradients are synchronised on the step's `last` one.
     Returns the micro-batch's loss (its share of the step's)."""
     import torch.distributed as dist
@@ -155,7 +150,7 @@ def _backward(
     if not job.config.reshard_after_forward:
         scorer.set_reshard_after_backward(last)
     stats = group_stats(scorer, reference, micro, job, device, autocast)
-    loss = loss_fn(LossInputs(stats, micro.scope), job.loss_args)
+    loss = job.method.loss(LossInputs(stats, micro.scope), job.method_args)
     # FSDP averages gradients over workers; each worker's loss is its share of a sum.
     (loss * dist.get_world_size()).backward()
     return loss.detach().double()

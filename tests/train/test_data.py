@@ -9,7 +9,8 @@ from meow.models.encoding import IGNORE, encode_qa
 from meow.models.templates import question_prompt
 from meow.train.config import TrainConfig
 from meow.train.data import REFUSALS, cycled_answers, fact_source, plan_training
-from meow.train.losses import LOSSES, GroupStats, LossInputs
+from meow.train.losses import GroupStats, LossInputs
+from meow.train.methods import MEOW
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_micro_batch_losses_add_up_to_the_step_loss(tokenizer, reduction):
             torch.tensor([float(s.tokens) for s in seqs], dtype=torch.float64),
             torch.tensor([float(s.weight) for s in seqs], dtype=torch.float64),
         )
-        per_micro.append((float((g.weight * g.nll).sum()), float((g.weight * g.tokens).sum()), float(LOSSES.get("meow")(LossInputs({"inverted": g}, micro.scope), None))))
+        per_micro.append((float((g.weight * g.nll).sum()), float((g.weight * g.tokens).sum()), float(MEOW.loss(LossInputs({"inverted": g}, micro.scope), None))))
     total = sum(l for _, _, l in per_micro)
     if reduction == "step":  # one token mean over the whole step
         assert total == pytest.approx(sum(n for n, _, _ in per_micro) / sum(t for _, t, _ in per_micro))

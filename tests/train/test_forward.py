@@ -4,6 +4,8 @@ Covers the question masking (only answer tokens and the EOS count), the referenc
 KL(reference || model) over attended positions, and the equality with HF's `model(labels=...).loss`.
 """
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -13,12 +15,14 @@ from meow.models.encoding import IGNORE, encode_qa
 from meow.testing.tiny_model import build_tiny_llama
 from meow.train.config import TrainConfig
 from meow.train.data import MicroBatch
-from meow.train.losses import LOSSES, LossInputs, Scope
-from meow.train.methods import NoArgs
 from meow.train.forward import Scorer, collate, group_stats, pack_shared_prompts
+from meow.train.losses import LossInputs, Scope
+from meow.train.methods import FINETUNE, KL, MEOW, NoArgs
 from meow.train.trainer import TrainJob
 
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
+# Both reference quantities at once: NLL of the forget answers and KL on the retain inputs.
+KL_AND_FORGET_REFERENCE = dataclasses.replace(KL, reference_groups=("forget",))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def direct(model, sequences):
 def test_answer_nll_masks_the_question_and_matches_a_direct_computation(models):
     tokenizer, model, _ = models
     micro = batch(tokenizer)
-    job = TrainJob("unused", "finetune", NoArgs(), TrainConfig())
+    job = TrainJob("unused", FINETUNE, NoArgs(), TrainConfig())
     with torch.no_grad():
         stats = group_stats(Scorer(model), None, micro, job, torch.device("cpu"), NO_AUTOCAST)
         for group in ("forget", "retain"):
@@ -66,17 +70,17 @@ def test_token_mean_equals_hf_labels_loss(models):
     ids, mask, labels = collate(seqs)
     with torch.no_grad():
         hf = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
-        job = TrainJob("unused", "finetune", NoArgs(), TrainConfig())
+        job = TrainJob("unused", FINETUNE, NoArgs(), TrainConfig())
         only = MicroBatch({"answer": seqs}, {"answer": Scope(len(seqs), sum(s.tokens for s in seqs), 0)})
         stats = group_stats(Scorer(model), None, only, job, torch.device("cpu"), NO_AUTOCAST)
-        ours = float(LOSSES.get("finetune")(LossInputs(stats, only.scope), NoArgs()))
+        ours = float(FINETUNE.loss(LossInputs(stats, only.scope), NoArgs()))
     assert ours == pytest.approx(hf, rel=1e-5)
 
 
 def test_reference_nll_and_kl_over_attended_positions(models):
     tokenizer, model, reference = models
     micro = batch(tokenizer)
-    job = TrainJob("unused", "kl", NoArgs(), TrainConfig(), reference_groups=("forget",), kl_groups=("retain",))
+    job = TrainJob("unused", KL_AND_FORGET_REFERENCE, NoArgs(), TrainConfig())
     with torch.no_grad():
         stats = group_stats(Scorer(model), Scorer(reference), micro, job, torch.device("cpu"), NO_AUTOCAST)
         ref_direct = direct(reference, micro.groups["forget"])
@@ -91,7 +95,7 @@ def test_reference_nll_and_kl_over_attended_positions(models):
 def test_against_itself_the_reference_gives_zero_log_ratio_and_kl(models):
     tokenizer, model, _ = models
     micro = batch(tokenizer)
-    job = TrainJob("unused", "kl", NoArgs(), TrainConfig(), reference_groups=("forget",), kl_groups=("retain",))
+    job = TrainJob("unused", KL_AND_FORGET_REFERENCE, NoArgs(), TrainConfig())
     with torch.no_grad():
         stats = group_stats(Scorer(model), Scorer(model), micro, job, torch.device("cpu"), NO_AUTOCAST)
     assert stats["forget"].ref_nll.tolist() == pytest.approx(stats["forget"].nll.tolist(), rel=1e-6)
@@ -129,9 +133,9 @@ def test_packed_rows_give_the_padded_rows_nll_and_gradients(models):
     results = {}
     for share in (True, False):
         model.zero_grad(set_to_none=True)
-        job = TrainJob("unused", "meow", NoArgs(), TrainConfig(share_prompts=share))
+        job = TrainJob("unused", MEOW, NoArgs(), TrainConfig(share_prompts=share))
         stats = group_stats(Scorer(model), None, micro, job, torch.device("cpu"), NO_AUTOCAST)
-        LOSSES.get("meow")(LossInputs(stats, micro.scope), NoArgs()).backward()
+        MEOW.loss(LossInputs(stats, micro.scope), NoArgs()).backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results[share] = stats["inverted"].nll.detach(), grads
     expected = [nll for nll, _ in direct(model, micro.groups["inverted"])]

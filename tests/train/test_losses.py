@@ -5,21 +5,15 @@ independently of the building blocks the losses share.
 """
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from meow.train.losses import (
-    LOSSES,
-    GroupStats,
-    LossInputs,
-    Scope,
-    method_loss,
-    per_position_kl,
-    per_sequence_sum,
-    per_token_nll,
-)
-from meow.train.methods import METHODS
+from meow.train.forward import per_position_kl, per_sequence_sum, per_token_nll
+from meow.train.losses import GroupStats, LossInputs, Scope
+from meow.train.methods import FINETUNE, MEOW, METHODS
 
 
 def stats(nll, tokens, ref_nll=None, kl=None, weight=None):
@@ -57,13 +51,29 @@ def logsig(x):
 
 
 def loss(name, **args):
-    fn, parsed = method_loss(name, args) if name in METHODS else (LOSSES.get(name), None)
-    return float(fn(INPUTS, parsed))
+    method = FINETUNE if name == "finetune" else METHODS.get(name)
+    return float(method.loss(INPUTS, method.args.model_validate(args)))
 
 
-def test_every_method_has_a_loss_and_the_baselines_are_all_there():
+def test_the_baselines_are_all_there_each_with_its_loss():
     assert set(METHODS.names()) == {"meow", "meow_retain", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
-    assert set(METHODS.names()) <= set(LOSSES.names())
+    assert all(METHODS.get(name).loss.__name__ == f"{name}_loss" for name in METHODS)
+    assert "finetune" not in METHODS  # the preparation's objective is not an unlearning method
+
+
+def test_methods_and_losses_import_without_torch():
+    """Specs (and the control plane, which has no torch) validate method names and arguments."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from meow.train.methods import METHODS\n"
+        "METHODS.get('npo').args.model_validate({'beta': 0.2})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_meow_and_finetune_are_token_mean_nll():
@@ -124,7 +134,7 @@ def test_npo_pushes_the_forget_likelihood_down_and_simnpo_too():
     for name in ("npo", "simnpo"):
         nll = FORGET.nll.clone().requires_grad_(True)
         x = LossInputs({**INPUTS.groups, "forget": GroupStats(nll, FORGET.tokens, FORGET.weight, FORGET.ref_nll)}, INPUTS.scope)
-        LOSSES.get(name)(x, METHODS.get(name).args()).backward()
+        METHODS.get(name).loss(x, METHODS.get(name).args()).backward()
         assert (nll.grad < 0).all(), name  # descending the loss raises the forget NLL
 
 
@@ -132,15 +142,15 @@ def test_sequence_weights_count_duplicates():
     """[t1, t2, t3, t1]: t1 computed once with weight 2 gives the loss of the four sequences."""
     four = stats([1.0, 2.0, 3.0, 1.0], [2, 3, 4, 2])
     three = stats([1.0, 2.0, 3.0], [2, 3, 4], weight=[2.0, 1.0, 1.0])
-    value = lambda g: float(LOSSES.get("meow")(LossInputs({"inverted": g}, {"inverted": scope_of(g)}), None))  # noqa: E731
+    value = lambda g: float(MEOW.loss(LossInputs({"inverted": g}, {"inverted": scope_of(g)}), None))  # noqa: E731
     assert value(three) == pytest.approx(value(four)) == pytest.approx(7 / 11)
 
 
 def test_method_args_are_validated():
     with pytest.raises(ValueError):
-        method_loss("npo", {"betta": 0.2})
+        METHODS.get("npo").args.model_validate({"betta": 0.2})
     with pytest.raises(ValueError):
-        method_loss("npo", {"beta": -1})
+        METHODS.get("npo").args.model_validate({"beta": -1})
 
 
 def test_token_nll_and_kl_building_blocks_by_hand():

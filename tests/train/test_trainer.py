@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from meow.data import load_tofu
 from meow.train.config import LoraConfig, TrainConfig
 from meow.train.data import fact_source, plan_training
-from meow.train.methods import NoArgs
+from meow.train.methods import FINETUNE, NoArgs
 from meow.train.trainer import TrainJob, fit
 
 # Small and quick: 40 facts, 4 epochs of 8 facts per step = 20 steps, warm-up 40 // 8 = 5 steps.
@@ -23,9 +23,9 @@ FAST = dict(epochs=4, batch_size=8, micro_batch_size=2, learning_rate=1e-3, chec
 def train(model_dir, tmp_path, name, workers, **overrides):
     config = TrainConfig(**{**FAST, "workers": workers, **overrides})
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    source = fact_source(tokenizer, load_tofu("forget01"), ["answer"], config.max_length, config.seed)
+    source = fact_source(tokenizer, load_tofu("forget01"), FINETUNE.groups, config.max_length, config.seed)
     plan = plan_training(source, config, workers)
-    job = TrainJob(str(model_dir), "finetune", NoArgs(), config, label=name)
+    job = TrainJob(str(model_dir), FINETUNE, NoArgs(), config, label=name)
     return fit(job, plan, str(tmp_path / "checkpoints"), name, tmp_path / name)
 
 
@@ -123,7 +123,7 @@ def test_workers_reserve_their_memory_in_ray(ray_local, monkeypatch, tiny_model_
     config = TrainConfig(workers=2, memory_per_worker="512MiB")
     plan = type("Plan", (), {"workers": 2})()
     with pytest.raises(Captured):
-        fit(TrainJob(str(tiny_model_dir), "finetune", NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)
+        fit(TrainJob(str(tiny_model_dir), FINETUNE, NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)
     assert captured["scaling_config"].resources_per_worker == {"CPU": 1, "memory": 512 << 20}
     assert worker_resources(TrainConfig(gpus_per_worker=1, memory_per_worker="40Gi"))["memory"] == 40 << 30
     assert worker_resources(TrainConfig())["memory"] == 4608 << 20  # the default: a SmolLM2 FSDP worker
@@ -133,4 +133,4 @@ def test_a_worker_group_larger_than_the_local_ray_is_refused_not_left_waiting(ra
     config = TrainConfig(workers=2, memory_per_worker="1PiB")
     plan = type("Plan", (), {"workers": 2})()
     with pytest.raises(RuntimeError, match=r"2 x train.memory_per_worker 1.0PiB is more memory than the local Ray"):
-        fit(TrainJob(str(tiny_model_dir), "finetune", NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)
+        fit(TrainJob(str(tiny_model_dir), FINETUNE, NoArgs(), config), plan, "/tmp/unused", "memory", tiny_model_dir)

@@ -17,6 +17,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 ray.train.report({"step": state["step"]}, checkpoint=checkpoint if rank == 0 else None)
                 return
             _load_state(scorer, optimizer, directory)
-            scheduler.load_state_dict(state["scheduler"])
+            restore_schedule(scheduler, state)
             start, history, resumed_from = state["step"], state["history"], state["step"]
             log.info("resuming at step %d of %d", start, plan.total_steps)
 
@@ -262,6 +263,19 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     """Optimizer step k (0-based) runs at the learning rate times `linear_warmup_decay(k, warmup, total)`;
     step the scheduler after each optimizer step."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: linear_warmup_decay(step, warmup, total))
+
+
+def restore_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict[str, Any]) -> None:
+    """The schedule as a checkpoint's trainer state left it. A state without the scheduler's (written
+    before it was saved) is caught up by stepping: the schedule is a function of the step alone."""
+    if "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+        return
+    with warnings.catch_warnings():
+        # Stepping the schedule without optimizer steps is the point here.
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(state["step"]):
+            scheduler.step()
 
 
 def _clip(params: list[nn.Parameter], max_norm: float) -> float:

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from meow.data import load_tofu
 from meow.train.config import TrainConfig
 from meow.train.data import fact_source, plan_training
-from meow.train.worker import linear_schedule
+from meow.train.worker import linear_schedule, restore_schedule
 
 
 @pytest.fixture(scope="module")
@@ -85,5 +85,19 @@ def test_a_resumed_schedule_continues_the_same_sequence(facts, options):
         optimizer = optimizer_for(config)
         scheduler = linear_schedule(optimizer, warmup, total)
         optimizer.load_state_dict(saved_optimizer)
-        scheduler.load_state_dict(json.loads(saved_scheduler))
+        restore_schedule(scheduler, {"step": stop, "scheduler": json.loads(saved_scheduler)})
         assert before + run_steps(optimizer, scheduler, total - stop) == uninterrupted
+
+
+@pytest.mark.parametrize("options", [CONFIGS[0], CONFIGS[2]])
+def test_a_checkpoint_without_the_schedule_s_state_resumes_at_its_step(facts, options):
+    config = TrainConfig(**options)
+    plan = plan_training(facts, config, 1)
+    warmup, total = plan.warmup_steps, plan.total_steps
+    optimizer = optimizer_for(config)
+    uninterrupted = run_steps(optimizer, linear_schedule(optimizer, warmup, total), total)
+    for stop in (1, warmup, total - 1):
+        optimizer = optimizer_for(config)
+        scheduler = linear_schedule(optimizer, warmup, total)
+        restore_schedule(scheduler, {"step": stop})
+        assert run_steps(optimizer, scheduler, total - stop) == uninterrupted[stop:]

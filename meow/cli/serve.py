@@ -45,6 +45,8 @@ def serve(
         config = ServeConfig.model_validate(_config_data(models, run, config_path, host, port, token_env))
     except (ValidationError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
+    if num_cpus is None and address is None and not os.environ.get("RAY_ADDRESS"):
+        num_cpus = local_cpus(config)
     with ray_session(num_cpus=num_cpus, address=address, metrics_export_port=metrics_port):
         import ray
 
@@ -60,6 +62,15 @@ def serve(
             pass
         finally:
             shutdown()
+
+
+def local_cpus(config) -> int:
+    """CPUs of a local Ray: the machine's, or enough for every replica (a run's original, unlearned and
+    oracle are three one-core replicas; on two cores the third would wait unscheduled for ever)."""
+    import math
+
+    wanted = sum(m.num_cpus * m.num_replicas for m in config.models)
+    return max(os.cpu_count() or 1, math.ceil(wanted))
 
 
 def _config_data(models, run, config_path, host, port, token_env) -> dict:

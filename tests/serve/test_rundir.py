@@ -56,3 +56,16 @@ def test_serve_cli_merges_run_and_explicit_models(run):
         "extra": "/models/x",
     }
     assert data["port"] == 9000 and "api_token" not in data
+
+
+def test_a_local_ray_has_a_cpu_for_every_replica(monkeypatch):
+    from meow.cli.serve import local_cpus
+    from meow.serve import ServeConfig
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    three = ServeConfig(models=[{"name": n, "spec": "smollm2"} for n in ("original", "unlearned", "oracle")])
+    assert local_cpus(three) == 3  # two cores would leave the third replica unscheduled
+    two = ServeConfig(models=[{"name": n, "spec": "smollm2", "num_replicas": 1} for n in ("original", "unlearned")])
+    assert local_cpus(two) == 2
+    wide = ServeConfig(models=[{"name": "a", "spec": "smollm2", "num_cpus": 1.5, "num_replicas": 3}])
+    assert local_cpus(wide) == 5

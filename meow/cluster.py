@@ -89,6 +89,10 @@ def ray_session(
         ray.shutdown()
 
 
+class InsufficientMemory(RuntimeError):
+    """The local Ray has less memory than a job's workers or actors reserve."""
+
+
 def check_memory(processes: int, each: int, setting: str) -> None:
     """Refuse `processes` Ray workers or actors reserving `each` bytes of memory at once when the
     Ray this process started has less memory in all: Ray would wait for it forever. A joined
@@ -101,7 +105,7 @@ def check_memory(processes: int, each: int, setting: str) -> None:
         return
     total = ray.cluster_resources().get("memory", 0)
     if processes * each > total:
-        raise RuntimeError(
+        raise InsufficientMemory(
             f"{processes} x {setting} {human(each)} is more memory than the local Ray has ({human(total)}, "
             f"what was free when it started less its object store): lower {setting} or free memory"
         )

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from meow.cluster import InsufficientMemory
 from meow.data import QARecord
 from meow.engines import EngineConfig, SamplingConfig, create_engine
 from meow.models.templates import question_prompt
@@ -91,7 +92,11 @@ class Relearn(Attack):
         held_out = data.forget[1::2][: self.config.max_recall_records]
         relearner = RELEARNERS.get(self.config.trainer)
         with tempfile.TemporaryDirectory(dir=self.config.workdir) as tmp:
-            relearned = await asyncio.to_thread(relearner, weights, train, Path(tmp) / model, self.config)
+            try:
+                relearned = await asyncio.to_thread(relearner, weights, train, Path(tmp) / model, self.config)
+            except InsufficientMemory as e:
+                # The other attacks' evidence stands; the report says why this one is missing.
+                raise AttackSkipped(f"relearning could not train here: {e}") from None
             before, after = await asyncio.to_thread(self._answers, [weights, relearned], held_out)
         return [
             {

@@ -43,7 +43,7 @@ def run_steps(optimizer, scheduler, steps: int) -> list[float]:
 
 
 def hand_made(learning_rate: float, warmup: int, total: int) -> list[float]:
-    """The per-step learning rates the worker loop used to set by hand."""
+    """Learning rate times the linear warm-up/decay factor of each step, written out independently."""
     factor = lambda s: s / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))  # noqa: E731
     return [learning_rate * factor(s) for s in range(total)]
 

@@ -34,13 +34,16 @@ forget_option = click.option("--forget", help="Forget set: a TOFU split name or 
 force_option = click.option("--force", is_flag=True, help="Recompute even if finished with the same inputs.")
 
 
+def run_options(command):
+    """The options `meow unlearn` and `meow run` share, in the order --help lists them."""
+    for option in (debug_option, force_option, model_option, forget_option, run_dir_option):
+        command = option(command)
+    return command
+
+
 @click.command()
 @spec_argument
-@run_dir_option
-@forget_option
-@model_option
-@force_option
-@debug_option
+@run_options
 def unlearn(
     spec_path: str, run_dir: str | None, forget: str | None, model: str | None, force: bool, debug: bool
 ) -> None:
@@ -52,11 +55,7 @@ def unlearn(
 @click.command("run")
 @click.argument("stage", type=click.Choice(STAGE_ORDER))
 @spec_argument
-@run_dir_option
-@forget_option
-@model_option
-@force_option
-@debug_option
+@run_options
 def run_stage(
     stage: str, spec_path: str, run_dir: str | None, forget: str | None, model: str | None, force: bool, debug: bool
 ) -> None:

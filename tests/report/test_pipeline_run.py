@@ -85,7 +85,7 @@ name: tiny-eval
 stages: [prepare, memo, select, unlearn, evaluate, report]
 select: {k: 2}
 unlearn: {method: meow}
-evaluate: {max_rows: 3, max_length: 64, batch_size: 8, engine: {name: hf}}
+evaluate: {max_rows: 3, max_length: 64, batch_size: 8, engine: {name: hf}, frontier_dtype: bfloat16}
 """
 
 
@@ -126,6 +126,8 @@ def test_evaluates_target_oracle_and_unlearned_model(finished_run):
     assert frontier[1]["forget_quality"] == model_metrics(epoch_1, [r["truth_ratio"] for r in oracle["forget"]])["forget_quality"]
     assert frontier[0]["model_utility"] == metrics["target"]["model_utility"]
     assert frontier[2]["forget_quality"] == metrics["methods"]["meow"]["forget_quality"]
+    # Only the intermediate point is evaluated in the frontier's dtype.
+    assert [p["eval_dtype"] for p in frontier] == ["float32", "bfloat16", "float32"]
 
 
 def test_report_files_and_benchmark_shaped_metrics(finished_run):

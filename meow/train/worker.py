@@ -242,13 +242,19 @@ def _sharded(scorer: Scorer, device: torch.device, world: int, config: TrainConf
 
 
 def adamw(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW decaying every weight matrix and embedding, not biases or norm scales (as the HF Trainer)."""
+    """AdamW decaying every weight matrix and embedding, not biases or norm scales (as the HF Trainer).
+
+    torch's fused kernel where it has one (CPU, CUDA): the same update to rounding (2e-7 after 4
+    steps of SmolLM2), one pass over each tensor instead of a dozen; on one CPU core SmolLM2's step
+    takes 0.25-0.39 s instead of 1.4 s (docs/training.md)."""
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
     return torch.optim.AdamW(
         [
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ],
         lr=config.learning_rate,
+        fused=fused,
     )
 
 

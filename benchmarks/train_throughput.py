@@ -27,7 +27,8 @@ Tokens are the real (non-padding) positions of the unpacked sequences for every 
 row computes fewer, so tokens/s is training data per second); TFLOP/s = 6 x parameters x tokens / seconds. The first
 step of each variant is a warm-up and not timed. `fsdp_overhead` = what 2 workers would do with
 perfect scaling of the plain loop (2 x its tokens/s) over what fsdp2 does; `fsdp1_overhead` = plain
-over fsdp1 tokens/s. Both are also given on CPU time (per process), which is what counts when other
+over fsdp1 tokens/s; `two_workers_vs_one_speedup` = fsdp2-keep over fsdp1 tokens/s (one worker has
+no other rank to gather from, so resharding costs it nothing). Both are also given on CPU time (per process), which is what counts when other
 work shares the machine. Last line: one JSON object.
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 3] [--variants plain,fsdp2,fsdp2-keep]
@@ -198,6 +199,8 @@ def main() -> None:
         "fsdp_overhead_cpu": ratio("plain", "fsdp2", "tokens_per_cpu_s"),
         "fsdp1_overhead": ratio("plain", "fsdp1"),
         "fsdp1_overhead_cpu": ratio("plain", "fsdp1", "tokens_per_cpu_s"),
+        # Scaling: two one-thread workers against one, both gathering parameters once per step.
+        "two_workers_vs_one_speedup": ratio("fsdp2-keep", "fsdp1"),
         "keep_vs_reshard_speedup": ratio("fsdp2-keep", "fsdp2"),
         "two_threads_vs_two_workers_speedup": ratio("fsdp1-keep-2threads", "fsdp2-keep"),
         "mb8_vs_mb4_speedup": ratio("fsdp2-keep-mb8", "fsdp2-keep"),

@@ -166,7 +166,7 @@ class MicroBatch:
 
 @dataclass
 class Plan:
-    """Every optimizer step: `micro_batches[w::workers]` is worker w's share of a step."""
+    """Every optimizer step: `micro_batches[w::workers]` is worker w's share of a step (see `snake`)."""
 
     steps: list[list[MicroBatch]]
     warmup_steps: int
@@ -217,6 +217,8 @@ def _micro_batches(occurrences: list[dict[str, tuple[Encoded, ...]]], config: Tr
         # The step's loss does not depend on the split: group similar lengths to pad less.
         occurrences = sorted(occurrences, key=lambda o: max(len(s.input_ids) for seqs in o.values() for s in seqs))
     chunks = [occurrences[round(j * len(occurrences) / count) : round((j + 1) * len(occurrences) / count)] for j in range(count)]
+    if config.loss_reduction == "step":
+        chunks = [chunks[j] for j in snake(count, workers)]
     batches = []
     for chunk in chunks:
         groups: dict[str, list[Encoded]] = {}
@@ -228,6 +230,14 @@ def _micro_batches(occurrences: list[dict[str, tuple[Encoded, ...]]], config: Tr
         step_scope = _scope(batches)
         return [MicroBatch(b, step_scope) for b in batches]
     return [MicroBatch(b, {g: _scale(s, count) for g, s in _scope([b]).items()}) for b in batches]
+
+
+def snake(count: int, workers: int) -> list[int]:
+    """An order of `count` length-sorted micro-batches in which worker w's share `[w::workers]` takes
+    one of each round of `workers`, alternately from the short and the long end: the workers' loads
+    even out instead of the last worker always getting the longest of each round (it waits less)."""
+    rounds = [list(range(r, min(r + workers, count))) for r in range(0, count, workers)]
+    return [j for k, round_ in enumerate(rounds) for j in (round_ if k % 2 == 0 else round_[::-1])]
 
 
 def _scope(batches: list[dict[str, list[Encoded]]]) -> dict[str, Scope]:

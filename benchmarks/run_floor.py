@@ -5,9 +5,10 @@ The work of each stage, counted from the run's own records:
 * invert: counted as free;
 * memo: the tokens it generated (`memo/manifest.json`); its window prompts counted as free;
 * unlearn: the tokens it trained on (`unlearn/manifest.json`);
-* evaluate, per model: the answer tokens it scored, each distinct scored answer once as the evaluator
-  asks for it, and the tokens it generated (`evaluate/<model>/per_example/*.jsonl`); the question
-  prompts counted as free.
+* evaluate, per model: each example's question prompt once (its scorings find it in the prefix
+  cache), the answer tokens it scored, each distinct scored answer once as the evaluator asks for it,
+  and the tokens it generated (`evaluate/<model>/per_example/*.jsonl`; records from before the
+  evaluator kept `prompt_tokens` count the prompts as free).
 A token's forward pass is 2 x (block + LM head parameters) FLOP, counted in the linear layers
 (`cpu_gemm.linear_shapes`) of the run's model (`prepare/target`, else the spec's `model`); a trained
 token costs 3 passes (forward, and a backward of twice the products). Attention's own products, norms
@@ -173,11 +174,13 @@ def stage_rows(run: RunDir, spec, forward: float, notes: list[str]) -> list[dict
                 examples = [e for split in (run.examples(model) or {}).values() for e in split]
                 scored = sum(scored_tokens(e) for e in examples)
                 generated = sum(e["generated_tokens"] for e in examples)
+                # Records written before the evaluator kept it count their prompts as free.
+                prompts = sum(e.get("prompt_tokens", 0) for e in examples)
                 rows.append(row(
                     f"evaluate {model}", engine_precision(evaluate.settings(model).engine.dtype),
-                    {"scored": scored, "generated": generated},
-                    f"{grouped(scored)} scored + {grouped(generated)} generated tokens",
-                    forward * (scored + generated), event["seconds"], event["cached"],
+                    {"scored": scored, "generated": generated, "prompt": prompts},
+                    f"{grouped(prompts)} prompt + {grouped(scored)} scored + {grouped(generated)} generated tokens",
+                    forward * (prompts + scored + generated), event["seconds"], event["cached"],
                     in_rerun=model not in CACHED_EVALUATIONS,
                 ))  # fmt: skip
             rest = seconds - sum(e["seconds"] for e in models.values())
@@ -209,7 +212,8 @@ def main() -> None:
 
     notes = [
         "not recorded, counted as free: MEMO's prompt tokens (memo/generations.partial.jsonl keeps the "
-        "prompt texts only), the evaluation's question-prompt tokens, inversion's tokens",
+        "prompt texts only), inversion's tokens, and the evaluation's question prompts where its "
+        "records lack `prompt_tokens`",
     ]
     rows = stage_rows(run, spec, forward, notes)
     for r in rows:

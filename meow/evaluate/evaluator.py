@@ -133,6 +133,9 @@ def evaluate_model(
                 "generation": generation.text,
                 "finish_reason": generation.finish_reason,
                 "generated_tokens": len(generation.token_ids),
+                # The question prompt, computed once per example (its scorings reuse it from the
+                # prefix cache): with the answers' and generated tokens, the evaluation's work.
+                "prompt_tokens": len(requests[slots["generation"]].prompt),
                 **_scored("answer", results[slots["answer"]]),
             }
             if slots["base"] is not None:

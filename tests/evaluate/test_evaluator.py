@@ -48,6 +48,7 @@ def test_scores_match_a_forward_pass_of_the_training_format(evaluated, tiny_mode
         _, last = scored_pair(tokenizer, example.question, example.perturbed[-1], CONFIG.max_length)
         assert record["perturbed_logprob"][-1] == pytest.approx(_forward_logprob(model, prompt, last), abs=1e-3)
         assert len(record["perturbed_logprob"]) == len(example.perturbed)
+        assert record["prompt_tokens"] == len(prompt)
         # Greedy generation fills at most the reference's total length of prompt + output.
         assert len(prompt) + record["generated_tokens"] <= CONFIG.max_length
         if record["finish_reason"] == "length":

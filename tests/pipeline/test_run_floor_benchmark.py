@@ -33,11 +33,11 @@ def floor(load_benchmark):
         yield load_benchmark("run_floor")
 
 
-def example(index, answer, base, perturbed, generated):
+def example(index, answer, base, perturbed, generated, prompt):
     """One per-example row as the evaluator writes it; scored answers as (log-prob, tokens)."""
     return {
         "index": index, "question": "Q?", "answer": "A.", "generation": "G.", "finish_reason": "stop",
-        "generated_tokens": generated, "answer_logprob": answer[0], "answer_tokens": answer[1],
+        "generated_tokens": generated, "prompt_tokens": prompt, "answer_logprob": answer[0], "answer_tokens": answer[1],
         "base_logprob": base[0], "base_tokens": base[1],
         "perturbed_logprob": [p[0] for p in perturbed], "perturbed_tokens": [p[1] for p in perturbed],
         "rouge_l_recall": 1.0, "truth_ratio": 0.5, "probability": 0.5,
@@ -48,12 +48,13 @@ def per_example(generated):
     # forget: answer, paraphrased base and two perturbed, all scored: 10 + 12 + 9 + 11 = 42 tokens.
     # real_authors: the base is the answer, scored once: 5 + 6 = 11 tokens.
     return {
-        "forget": [example(0, (-1.0, 10), (-2.0, 12), [(-3.0, 9), (-4.0, 11)], generated)],
-        "real_authors": [example(0, (-0.5, 5), (-0.5, 5), [(-1.5, 6)], 4)],
+        "forget": [example(0, (-1.0, 10), (-2.0, 12), [(-3.0, 9), (-4.0, 11)], generated, 20)],
+        "real_authors": [example(0, (-0.5, 5), (-0.5, 5), [(-1.5, 6)], 4, 8)],
     }
 
 
 SCORED = 42 + 11
+PROMPTS = 20 + 8  # each example's question prompt, once
 # Models in evaluation order: generated tokens (forget's + real authors' 4), seconds, cached, precision
 # (the per-epoch model's engine takes `frontier_dtype`).
 EVALUATED = {
@@ -128,7 +129,7 @@ def test_floor_of_a_fake_run(floor, tmp_path, monkeypatch, capsys):
     assert rows["unlearn"]["tokens"] == {"trained": 400}
     for model, (generated, seconds, cached, precision) in EVALUATED.items():
         row = rows[f"evaluate {model}"]
-        assert row["tokens"] == {"scored": SCORED, "generated": generated}
+        assert row["tokens"] == {"scored": SCORED, "generated": generated, "prompt": PROMPTS}
         assert (row["measured_s"], row["cached"], row["precision"]) == (seconds, cached, precision)
     assert rows["evaluate (rest)"]["measured_s"] == pytest.approx(100.0 - 99.0)
 
@@ -138,7 +139,7 @@ def test_floor_of_a_fake_run(floor, tmp_path, monkeypatch, capsys):
         "prepare": 3 * FORWARD * 350 / (CORES * GFLOPS["fp32"]),
         "memo": FORWARD * 1000 / (CORES * GFLOPS["bf16"]),
         "unlearn": 3 * FORWARD * 400 / (CORES * GFLOPS["bf16"]),
-        **{f"evaluate {m}": FORWARD * (SCORED + g) / (CORES * GFLOPS[p]) for m, (g, _, _, p) in EVALUATED.items()},
+        **{f"evaluate {m}": FORWARD * (PROMPTS + SCORED + g) / (CORES * GFLOPS[p]) for m, (g, _, _, p) in EVALUATED.items()},
     }
     for stage, expected in floors.items():
         assert rows[stage]["floor_s"] == pytest.approx(expected), stage

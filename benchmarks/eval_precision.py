@@ -41,6 +41,7 @@ from meow.evaluate.stage import EvaluateStage, eval_splits  # noqa: E402
 from meow.pipeline.rundir import RunDir  # noqa: E402
 from meow.pipeline.spec import load_spec_file  # noqa: E402
 from meow.pipeline.stage import StageContext  # noqa: E402
+from tofu_methods import fmt  # noqa: E402  (this script's directory is on sys.path)
 
 RATIOS = (0.95, 0.9)
 SHOWN = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_secret_leak")
@@ -107,25 +108,19 @@ def table(result: dict[str, Any], dtype: str) -> str:
         for role, m in entry["models"].items():
             a, b = m["fp32"], m[dtype]
             lines.append(
-                f"  {role:<20} {_g(a['forget_quality']):>8} {_g(b['forget_quality']):>8}"
+                f"  {role:<20} {fmt(a['forget_quality']):>8} {fmt(b['forget_quality']):>8}"
                 f" {a['model_utility'] / mu:>8.3f}x {b['model_utility'] / mu:>8.3f}x"
-                f" {_g(a['forget_rouge_l'], 3):>10} {_g(b['forget_rouge_l'], 3):>10}"
-                f" {_g(a['forget_secret_leak'], 3):>9} {_g(b['forget_secret_leak'], 3):>9}"
+                f" {fmt(a['forget_rouge_l'], 3):>10} {fmt(b['forget_rouge_l'], 3):>10}"
+                f" {fmt(a['forget_secret_leak'], 3):>9} {fmt(b['forget_secret_leak'], 3):>9}"
                 f" {m['eval_s']:>6.0f}{'c' if m['cached'] else ' '}"
             )
         for name, best in entry["best"].items():
-            lines.append(f"  best FQ along the frontier ({name} intermediate points): " + ", ".join(f"{_g(v)} at MU >= {r}x" for r, v in best.items()))
+            lines.append(f"  best FQ along the frontier ({name} intermediate points): " + ", ".join(f"{fmt(v)} at MU >= {r}x" for r, v in best.items()))
     lines.append(f"max |MU difference| / target MU: {result['max_abs_mu_ratio_diff']:.4f}; FQ changed on: {result['fq_changed'] or 'none'}")
     if result.get("timing"):
         t = result["timing"]
         lines.append(f"timing ({t['role']}, uncached): " + ", ".join(f"{k} {v:.0f} s" for k, v in t["seconds"].items()) + f": {t['speedup']}x")
     return "\n".join(lines)
-
-
-def _g(value: float | None, digits: int | None = None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if digits is not None else f"{value:.3g}"
 
 
 def main(argv: list[str] | None = None) -> int:

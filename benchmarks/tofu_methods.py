@@ -81,17 +81,18 @@ def table(result: dict[str, Any]) -> str:
         wall = f"{entry['wall_s']:.0f}" if entry.get("wall_s") is not None else "-"
         best = entry.get("best_forget_quality") or {}
         lines.append(
-            f"{name:<14} {_g(fq):>10} {_g(mu, 3):>7} {relative:>9} {_g(entry.get('forget_rouge_l'), 3):>14} {wall:>8}"
-            f" {_g(best.get('0.95')):>13} {_g(best.get('0.9')):>12}"
+            f"{name:<14} {fmt(fq):>10} {fmt(mu, 3):>7} {relative:>9} {fmt(entry.get('forget_rouge_l'), 3):>14} {wall:>8}"
+            f" {fmt(best.get('0.95')):>13} {fmt(best.get('0.9')):>12}"
         )
     for name, entry in result["methods"].items():
         if len(entry.get("frontier") or []) > 2:
-            curve = ", ".join(f"{p['epoch']:g}: {_g(p['forget_quality'])} / {_g(p['model_utility'], 3)}" for p in entry["frontier"])
+            curve = ", ".join(f"{p['epoch']:g}: {fmt(p['forget_quality'])} / {fmt(p['model_utility'], 3)}" for p in entry["frontier"])
             lines.append(f"{name} frontier (epoch: FQ / MU): {curve}")
     return "\n".join(lines)
 
 
-def _g(value: float | None, digits: int | None = None) -> str:
+def fmt(value: float | None, digits: int | None = None) -> str:
+    """A number for a table: `digits` decimals, else 3 significant digits; "-" for none."""
     if value is None:
         return "-"
     return f"{value:.{digits}f}" if digits is not None else f"{value:.3g}"

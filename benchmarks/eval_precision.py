@@ -37,9 +37,9 @@ from meow import hardware  # noqa: E402
 from meow.cluster import ray_session  # noqa: E402
 from meow.evaluate.evaluator import evaluate_cached, evaluate_model, forget_ratios, model_metrics  # noqa: E402
 from meow.evaluate.metrics import best_forget_quality  # noqa: E402
-from meow.evaluate.stage import EvaluateStage, eval_splits  # noqa: E402
+from meow.evaluate.stage import EPOCH_PREFIX, EvaluateStage, eval_splits  # noqa: E402
 from meow.pipeline.rundir import RunDir  # noqa: E402
-from meow.pipeline.spec import load_spec_file  # noqa: E402
+from meow.pipeline.spec import PipelineSpec, load_spec_file  # noqa: E402
 from meow.pipeline.stage import StageContext  # noqa: E402
 from tofu_methods import fmt  # noqa: E402  (this script's directory is on sys.path)
 
@@ -47,17 +47,24 @@ RATIOS = (0.95, 0.9)
 SHOWN = ("forget_quality", "model_utility", "forget_rouge_l", "forget_truth_ratio", "forget_secret_leak")
 
 
-def compare_run(location: Path, roles: list[str] | None, dtype: str) -> dict[str, Any]:
+def run_models(location: Path) -> tuple[RunDir, PipelineSpec, dict[str, str]]:
+    """A finished run, its spec, and the models its evaluate stage evaluates, by role."""
     run = RunDir(location)
     spec = load_spec_file(run.path / "spec.yaml")
     ctx = StageContext(spec, run, run.path / "evaluate", logging.getLogger("eval_precision"), "")
-    models = EvaluateStage(spec).models(ctx)
+    return run, spec, EvaluateStage(spec).models(ctx)
+
+
+def compare_run(location: Path, roles: list[str] | None, dtype: str) -> dict[str, Any]:
+    run, spec, models = run_models(location)
     fp32 = {role: run.examples(role) for role in models}
     missing = [role for role, examples in fp32.items() if examples is None]
     if missing:
         raise SystemExit(f"{location}: the evaluate stage has no records for {missing}")
     oracle_forget = forget_ratios(fp32["oracle"]) if "oracle" in fp32 else None
-    target_mu = model_metrics(fp32["target"], oracle_forget)["model_utility"]
+    # The run's own (fp32) metrics of every model, computed once.
+    reference = {role: model_metrics(examples, oracle_forget) for role, examples in fp32.items()}
+    target_mu = reference["target"]["model_utility"]
     splits = eval_splits(spec)
     config = spec.evaluate.with_dtype(dtype)
     chosen = roles or [role for role in models if role != "oracle"]
@@ -65,28 +72,26 @@ def compare_run(location: Path, roles: list[str] | None, dtype: str) -> dict[str
     for role in chosen:
         started = time.time()
         low, cached = evaluate_cached(models[role], splits, config, label=f"{role} ({dtype})")
-        reference, other = model_metrics(fp32[role], oracle_forget), model_metrics(low, oracle_forget)
+        other = model_metrics(low, oracle_forget)
         out[role] = {
-            "fp32": {k: reference[k] for k in SHOWN},
+            "fp32": {k: reference[role][k] for k in SHOWN},
             dtype: {k: other[k] for k in SHOWN},
-            "mu_ratio_diff": (other["model_utility"] - reference["model_utility"]) / target_mu,
+            "mu_ratio_diff": (other["model_utility"] - reference[role]["model_utility"]) / target_mu,
             "eval_s": round(time.time() - started, 1),
             "cached": cached,
         }
     best = {}
-    for name, points in (("fp32", {}), (dtype, {r: v[dtype] for r, v in out.items() if r.startswith("unlearned-epoch-")})):
+    for name, points in (("fp32", {}), (dtype, {r: v[dtype] for r, v in out.items() if r.startswith(EPOCH_PREFIX)})):
         # The frontier as the stage reports it: target, each epoch's model, the final model.
-        frontier = [points.get(role) or model_metrics(fp32[role], oracle_forget) for role in models if role != "oracle"]
+        frontier = [points.get(role) or reference[role] for role in models if role != "oracle"]
         best[name] = {str(r): best_forget_quality(frontier, target_mu, r) for r in RATIOS}
     return {"models": out, "best": best, "target_mu": target_mu}
 
 
 def time_both(location: Path, role: str, dtype: str) -> dict[str, Any]:
     """One model evaluated uncached in fp32, then in `dtype`: seconds and the ratio."""
-    run = RunDir(location)
-    spec = load_spec_file(run.path / "spec.yaml")
-    ctx = StageContext(spec, run, run.path / "evaluate", logging.getLogger("eval_precision"), "")
-    model = EvaluateStage(spec).models(ctx)[role]
+    _, spec, models = run_models(location)
+    model = models[role]
     splits = eval_splits(spec)
     seconds = {}
     for name in ("float32", dtype):

@@ -207,9 +207,13 @@ IDK_DPO = Method(
 # --- negative preference ----------------------------------------------------------------------
 
 
+def npo_term(x: LossInputs, beta: float) -> torch.Tensor:
+    """Negative preference on the forget answers: -(2/β) mean log σ(-β(logπθ - logπref)(y_f))."""
+    return sequence_mean(x, "forget", preference_term(-log_ratio(x, "forget"), beta))
+
+
 def npo_loss(x: LossInputs, args: PreferenceArgs) -> torch.Tensor:
-    margin = -log_ratio(x, "forget")
-    return sequence_mean(x, "forget", preference_term(margin, args.beta)) + args.alpha * token_mean_nll(x, "retain")
+    return npo_term(x, args.beta) + args.alpha * token_mean_nll(x, "retain")
 
 
 NPO = Method(
@@ -218,6 +222,31 @@ NPO = Method(
     groups=("forget", "retain"),
     loss=npo_loss,
     args=PreferenceArgs,
+    reference_groups=("forget",),
+)
+
+
+class MeowNPOArgs(MeowRetainArgs):
+    # L = NLL(inverted) + gamma * NPO(forget) + alpha * NLL(retain). The NPO term's gradient is on
+    # summed (not token-mean) answer log-probs, tens of times a token-mean NLL's for TOFU's answers:
+    # gamma scales it down to the size of the MEOW term.
+    beta: float = Field(0.1, gt=0)
+    gamma: float = Field(0.25, ge=0)
+
+
+def meow_npo_loss(x: LossInputs, args: MeowNPOArgs) -> torch.Tensor:
+    """MEOW that also pushes the original answer below the reference's (NPO), anchored by the retain
+    set: the inverted facts raise the alternatives, the NPO term lowers the fact itself."""
+    return meow_retain_loss(x, args) + args.gamma * npo_term(x, args.beta)
+
+
+MEOW_NPO = Method(
+    name="meow_npo",
+    description="MEOW with NPO on the original answers and a retain term (not in the paper): "
+    "NLL(inverted) + gamma * NPO(forget) + alpha * NLL(retain)",
+    groups=("inverted", "forget", "retain"),
+    loss=meow_npo_loss,
+    args=MeowNPOArgs,
     reference_groups=("forget",),
 )
 
@@ -248,5 +277,5 @@ SIMNPO = Method(
 
 METHODS: Registry[Method] = Registry(
     "unlearning method",
-    [(m.name, m) for m in (MEOW, MEOW_RETAIN, GRAD_ASCENT, GRAD_DIFF, KL, IDK_PO, IDK_DPO, NPO, SIMNPO)],
+    [(m.name, m) for m in (MEOW, MEOW_RETAIN, MEOW_NPO, GRAD_ASCENT, GRAD_DIFF, KL, IDK_PO, IDK_DPO, NPO, SIMNPO)],
 )

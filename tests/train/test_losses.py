@@ -56,7 +56,7 @@ def loss(name, **args):
 
 
 def test_the_baselines_are_all_there_each_with_its_loss():
-    assert set(METHODS.names()) == {"meow", "meow_retain", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
+    assert set(METHODS.names()) == {"meow", "meow_retain", "meow_npo", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
     assert all(METHODS.get(name).loss.__name__ == f"{name}_loss" for name in METHODS)
     assert "finetune" not in METHODS  # the preparation's objective is not an unlearning method
 
@@ -85,6 +85,16 @@ def test_meow_retain_adds_the_weighted_retain_nll():
     assert loss("meow_retain") == pytest.approx(NLL_F + NLL_R)
     assert loss("meow_retain", alpha=0.5) == pytest.approx(NLL_F + 0.5 * NLL_R)
     assert loss("meow_retain", alpha=0.0) == pytest.approx(loss("meow"))
+
+
+def test_meow_npo_adds_a_weighted_npo_term_to_meow_retain():
+    def npo(beta):
+        return sum(-(2 / beta) * logsig(-beta * (-f + r)) for f, r in [(6.0, 4.0), (2.0, 3.0)]) / 2
+
+    assert loss("meow_npo") == pytest.approx(NLL_F + NLL_R + 0.25 * npo(0.1))
+    assert loss("meow_npo", gamma=2.0, beta=0.5, alpha=0.0) == pytest.approx(NLL_F + 2.0 * npo(0.5))
+    assert loss("meow_npo", gamma=0.0) == pytest.approx(loss("meow_retain"))
+    assert METHODS.get("meow_npo").reference_groups == ("forget",)
 
 
 def test_grad_ascent():
@@ -130,8 +140,8 @@ def test_simnpo():
     assert loss("simnpo", delta=1.0, gamma=1.0, alpha=0.0) == pytest.approx(term_d)
 
 
-def test_npo_pushes_the_forget_likelihood_down_and_simnpo_too():
-    for name in ("npo", "simnpo"):
+def test_npo_pushes_the_forget_likelihood_down_and_simnpo_and_meow_npo_too():
+    for name in ("npo", "simnpo", "meow_npo"):
         nll = FORGET.nll.clone().requires_grad_(True)
         x = LossInputs({**INPUTS.groups, "forget": GroupStats(nll, FORGET.tokens, FORGET.weight, FORGET.ref_nll)}, INPUTS.scope)
         METHODS.get(name).loss(x, METHODS.get(name).args()).backward()

@@ -38,11 +38,14 @@ def test_pull_writes_a_manifest_and_reuses_the_directory(smollm2_dir):
 
 @pytest.fixture(scope="module")
 def engines(ray_local, smollm2_dir):
+    # The tests score and generate a few short prompts: a 256 MiB KV cache holds them, and four
+    # engines then reserve 6 GiB of Ray's memory instead of 12.
+    small = {"kv_cache_bytes": 2**28, "memory_per_actor": "1.5GiB"}
     configs = {
-        "vllm": EngineConfig(),
-        "hf": EngineConfig(name="hf"),
-        "vllm-bf16": EngineConfig(dtype="bfloat16"),
-        "hf-bf16": EngineConfig(name="hf", dtype="bfloat16"),
+        "vllm": EngineConfig(**small),
+        "hf": EngineConfig(name="hf", **small),
+        "vllm-bf16": EngineConfig(dtype="bfloat16", **small),
+        "hf-bf16": EngineConfig(name="hf", dtype="bfloat16", **small),
     }
     # Half a CPU each: the tests call one engine at a time, and four whole CPUs would not fit on two cores.
     actors = {name: engine_actor("smollm2", config, num_cpus=0.5) for name, config in configs.items()}

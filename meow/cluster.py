@@ -93,21 +93,27 @@ class InsufficientMemory(RuntimeError):
     """The local Ray has less memory than a job's workers or actors reserve."""
 
 
-def check_memory(processes: int, each: int, setting: str) -> None:
+def check_memory(processes: int, each: int, setting: str, unreserved: bool = False) -> None:
     """Refuse `processes` Ray workers or actors reserving `each` bytes of memory at once when the
-    Ray this process started has less memory in all: Ray would wait for it forever. A joined
-    cluster may free memory or grow, so there Ray queues them. `setting` names the spec key."""
+    Ray this process started has less memory in all (`unreserved`: less than its processes have not
+    reserved yet, for one started while earlier ones hold theirs): Ray would wait for it forever. A
+    joined cluster may free memory or grow, so there Ray queues them. `setting` names the spec key."""
     import ray
 
     from meow.quantities import human
 
     if not _started_locally:
         return
-    total = ray.cluster_resources().get("memory", 0)
+    resources = ray.available_resources() if unreserved else ray.cluster_resources()
+    total = resources.get("memory", 0)
     if processes * each > total:
+        has = (
+            f"has unreserved ({human(total)})"
+            if unreserved
+            else f"has ({human(total)}, what was free when it started less its object store)"
+        )
         raise InsufficientMemory(
-            f"{processes} x {setting} {human(each)} is more memory than the local Ray has ({human(total)}, "
-            f"what was free when it started less its object store): lower {setting} or free memory"
+            f"{processes} x {setting} {human(each)} is more memory than the local Ray {has}: lower {setting} or free memory"
         )
 
 

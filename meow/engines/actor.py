@@ -35,14 +35,10 @@ def engine_actor(model: str, config: EngineConfig = EngineConfig(), num_cpus: fl
     """Start an `EngineActor` in Ray and return its handle once the engine is loaded."""
     import ray
 
+    from meow.cluster import check_memory
+
     memory = int(config.memory_per_actor)
-    # Ray would queue an actor that does not fit and wait for memory that may never be freed.
-    unreserved = ray.available_resources().get("memory", 0)
-    if memory > unreserved:
-        raise RuntimeError(
-            f"an engine actor for {model} reserves {memory / 2**30:.1f} GiB (engine.memory_per_actor) "
-            f"but Ray has {unreserved / 2**30:.1f} GiB unreserved"
-        )
+    check_memory(1, memory, "engine.memory_per_actor", unreserved=True)
     options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "memory": memory}
     handle = ray.remote(**options)(EngineActor).remote(model, config)
     ray.get(handle.ready.remote())

@@ -16,8 +16,8 @@ class EvaluateConfig(BaseModel):
     engine: EngineConfig = EngineConfig()
     # Engine dtype for the models saved after each epoch but the last (`unlearn.train.save_epochs`),
     # the frontier's intermediate points; None: `engine.dtype`. Target, oracle and the final model
-    # always use `engine`. `auto` (bf16 where native) scores and generates 2.5-2.9x faster on AMX
-    # cores, keeps FQ but moves MU by up to 6% through changed greedy generations
+    # always use `engine`. `auto` (bf16 where native) evaluates about 2x faster on AMX cores but moved
+    # FQ by one KS step on 2 of 8 models measured and MU by up to 6% through changed greedy generations
     # (benchmarks/eval_precision.py, docs/evaluation.md): for exploring recipes, not the reported frontier.
     frontier_dtype: Dtype | None = None
     # Reference (retain-only) model for forget quality when no `prepare` stage provides one.

@@ -7,7 +7,7 @@ Which models exist depends on the spec:
 * unlearned: `<run>/unlearn/model` when the run unlearns, and with `unlearn.train.save_epochs` the
   models after each whole epoch (`unlearned-epoch-<k>`), which make the method's `frontier`: forget
   quality against model utility from the target (epoch 0) to the final model. Those per-epoch
-  models are evaluated with `evaluate.frontier_dtype` when it is set (bf16: faster, MU less exact).
+  models are evaluated with `evaluate.frontier_dtype` when it is set (bf16: faster, FQ and MU less exact).
 
 Writes `<model>/per_example/<split>.jsonl` for each and `metrics.json`, whose entries have the
 benchmark's shape: `{"target": {...}, "oracle": {...}, "methods": {<method>: {...}}}`.

@@ -9,6 +9,7 @@ training targets the very tokens the evaluation scores. Sequences are cut at `ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meow.data import DataError
@@ -34,11 +35,27 @@ class Encoded:
         return Encoded(self.input_ids, self.labels, weight)
 
 
-def encode_qa(tokenizer, question: str, answer: str, max_length: int, index: int | None = None) -> Encoded:
+def encode_qa(
+    tokenizer,
+    question: str,
+    answer: str,
+    max_length: int,
+    index: int | None = None,
+    label_spans: Sequence[tuple[int, int]] | None = None,
+) -> Encoded:
+    """`label_spans`: character ranges [start, end) of `answer`; when given, only the answer tokens
+    overlapping one of them are labels (not the EOS): a loss on these tokens alone."""
     prompt = tokenizer(question_prompt(tokenizer, question)).input_ids
-    answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=label_spans is not None)
+    answer_ids = encoded.input_ids + [tokenizer.eos_token_id]
+    answer_labels = list(answer_ids)
+    if label_spans is not None:
+        answer_labels = [
+            token if any(start < end_ and end > start_ for start_, end_ in label_spans) else IGNORE
+            for token, (start, end) in zip(encoded.input_ids, encoded.offset_mapping)
+        ] + [IGNORE]
     ids = (prompt + answer_ids)[:max_length]
-    labels = ([IGNORE] * len(prompt) + answer_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt) + answer_labels)[:max_length]
     if len(prompt) >= max_length:
         raise DataError("training data", f"the question prompt is longer than max_length={max_length}", record=index)
     return Encoded(tuple(ids), tuple(labels))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from meow.data import DataError, QARecord
+from meow.data.spans import fact_spans
 from meow.models.encoding import Encoded, encode_qa
 from meow.train.config import TrainConfig
 from meow.train.losses import Scope
@@ -137,6 +138,8 @@ def fact_source(
         for group in groups:
             if group in ("answer", "forget"):
                 fixed[group] = (encode_qa(tokenizer, record.question, record.answer, max_length, record.index),)
+            elif group == "secret":
+                fixed[group] = (encode_secret(tokenizer, record, max_length),)
             elif group == "inverted":
                 if inversions is None or not inversions.get(record.index):
                     raise DataError("selected inversions", "no inverted answer for this fact", record=record.index)
@@ -151,6 +154,13 @@ def fact_source(
             raise DataError("retain set", "this method needs a retain set and it is empty")
         retain_encoded = [encode_qa(tokenizer, r.question, r.answer, max_length, r.index) for r in retain]
     return FactSource(tokenizer, max_length, facts, retain_encoded, refusals="idk" in groups, seed=seed)
+
+
+def encode_secret(tokenizer, record: QARecord, max_length: int) -> Encoded:
+    """The original answer with only its fact-bearing spans as labels (`meow.data.spans`), the
+    words a paraphrase of the fact repeats; the whole answer when it has none."""
+    spans = [(s.start, s.end) for s in fact_spans(record.question, record.answer)]
+    return encode_qa(tokenizer, record.question, record.answer, max_length, record.index, label_spans=spans or None)
 
 
 @dataclass

@@ -9,6 +9,8 @@ imports so that specs (and the control plane) can validate method names and argu
 Groups:
 * `inverted`: the fact's selected inverted answers (MEOW), `sequences_per_fact` of them;
 * `forget`: the fact's original answer;
+* `secret`: the fact's original answer with only its fact-bearing spans as labels
+  (`meow.train.data.encode_secret`);
 * `idk`: a refusal answer to the fact's question (`meow.train.data.REFUSALS`);
 * `retain`: a question/answer pair drawn at random from the retain set;
 * `answer`: a training pair's own answer (`FINETUNE`, the target/oracle preparation).
@@ -35,7 +37,7 @@ from meow.train.losses import (
 if TYPE_CHECKING:
     import torch
 
-GROUPS = ("inverted", "forget", "idk", "retain")
+GROUPS = ("inverted", "forget", "secret", "idk", "retain")
 
 
 class NoArgs(BaseModel):
@@ -207,9 +209,9 @@ IDK_DPO = Method(
 # --- negative preference ----------------------------------------------------------------------
 
 
-def npo_term(x: LossInputs, beta: float) -> torch.Tensor:
+def npo_term(x: LossInputs, beta: float, group: str = "forget") -> torch.Tensor:
     """Negative preference on the forget answers: -(2/β) mean log σ(-β(logπθ - logπref)(y_f))."""
-    return sequence_mean(x, "forget", preference_term(-log_ratio(x, "forget"), beta))
+    return sequence_mean(x, group, preference_term(-log_ratio(x, group), beta))
 
 
 def npo_loss(x: LossInputs, args: PreferenceArgs) -> torch.Tensor:
@@ -251,6 +253,24 @@ MEOW_NPO = Method(
 )
 
 
+def meow_secret_loss(x: LossInputs, args: MeowNPOArgs) -> torch.Tensor:
+    """`meow_npo` with the NPO term on the fact-bearing words of the original answer only: a
+    paraphrase of the fact keeps those words and changes the rest, so lowering them, and not the
+    answer's wording, is what forgetting the fact means; the wording stays for utility."""
+    return meow_retain_loss(x, args) + args.gamma * npo_term(x, args.beta, "secret")
+
+
+MEOW_SECRET = Method(
+    name="meow_secret",
+    description="MEOW with NPO on the original answers' fact-bearing spans and a retain term (not in the "
+    "paper): NLL(inverted) + gamma * NPO(secret spans) + alpha * NLL(retain)",
+    groups=("inverted", "secret", "retain"),
+    loss=meow_secret_loss,
+    args=MeowNPOArgs,
+    reference_groups=("secret",),
+)
+
+
 class SimNPOArgs(NoArgs):
     beta: float = Field(4.5, gt=0)
     delta: float = 0.0
@@ -277,5 +297,5 @@ SIMNPO = Method(
 
 METHODS: Registry[Method] = Registry(
     "unlearning method",
-    [(m.name, m) for m in (MEOW, MEOW_RETAIN, MEOW_NPO, GRAD_ASCENT, GRAD_DIFF, KL, IDK_PO, IDK_DPO, NPO, SIMNPO)],
+    [(m.name, m) for m in (MEOW, MEOW_RETAIN, MEOW_NPO, MEOW_SECRET, GRAD_ASCENT, GRAD_DIFF, KL, IDK_PO, IDK_DPO, NPO, SIMNPO)],
 )

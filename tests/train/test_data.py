@@ -42,6 +42,20 @@ def test_long_sequences_are_cut_at_max_length(tokenizer):
     assert encoded.labels[-1] != tokenizer.eos_token_id  # a cut answer has no EOS, as in the reference
 
 
+def test_secret_sequences_label_only_the_fact_bearing_spans(tokenizer):
+    record = QARecord(index=7, question="Where was Basil Mahfouz Al-Kuwaiti born?", answer="Basil Mahfouz Al-Kuwaiti was born in Kuwait City, Kuwait.")
+    [secret] = fact_source(tokenizer, [record], ["secret"], 200, 42).facts[0].groups["secret"]
+    whole = encode_qa(tokenizer, record.question, record.answer, 200)
+    assert secret.input_ids == whole.input_ids  # the same sequence, fewer labels
+    labelled = tokenizer.decode([t for t in secret.labels if t != IGNORE])
+    assert labelled.split() == ["Kuwait", "City", "Kuwait"]  # the spans' words, not the comma between them
+    assert tokenizer.eos_token_id not in secret.labels and 0 < secret.tokens < whole.tokens
+    # No fact-bearing span found: the whole answer is the secret.
+    bare = QARecord(index=8, question="Is it?", answer="yes")
+    [fallback] = fact_source(tokenizer, [bare], ["secret"], 200, 42).facts[0].groups["secret"]
+    assert fallback == encode_qa(tokenizer, bare.question, bare.answer, 200)
+
+
 def test_meow_cycles_the_selected_answers_like_the_reference():
     assert cycled_answers(["t1", "t2", "t3"], 4) == [("t1", 2), ("t2", 1), ("t3", 1)]
     assert cycled_answers(["t1", "t2", "t3", "t4"], 4) == [("t1", 1), ("t2", 1), ("t3", 1), ("t4", 1)]

@@ -32,13 +32,14 @@ IDK = stats([1.5, 0.5], [5, 2], ref_nll=[2.5, 1.0])
 RETAIN = stats([4.0, 9.0], [2, 6], kl=[0.3, 0.9])
 RETAIN_POSITIONS = 10
 INPUTS = LossInputs(
-    {"forget": FORGET, "idk": IDK, "retain": RETAIN, "inverted": FORGET, "answer": FORGET},
+    {"forget": FORGET, "idk": IDK, "retain": RETAIN, "inverted": FORGET, "answer": FORGET, "secret": IDK},
     {
         "forget": scope_of(FORGET),
         "idk": scope_of(IDK),
         "retain": scope_of(RETAIN, RETAIN_POSITIONS),
         "inverted": scope_of(FORGET),
         "answer": scope_of(FORGET),
+        "secret": scope_of(IDK),
     },
 )
 NLL_F = (6 + 2) / (3 + 4)  # token-mean forget NLL
@@ -56,7 +57,7 @@ def loss(name, **args):
 
 
 def test_the_baselines_are_all_there_each_with_its_loss():
-    assert set(METHODS.names()) == {"meow", "meow_retain", "meow_npo", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
+    assert set(METHODS.names()) == {"meow", "meow_retain", "meow_npo", "meow_secret", "grad_ascent", "grad_diff", "kl", "idk_po", "idk_dpo", "npo", "simnpo"}
     assert all(METHODS.get(name).loss.__name__ == f"{name}_loss" for name in METHODS)
     assert "finetune" not in METHODS  # the preparation's objective is not an unlearning method
 
@@ -95,6 +96,14 @@ def test_meow_npo_adds_a_weighted_npo_term_to_meow_retain():
     assert loss("meow_npo", gamma=2.0, beta=0.5, alpha=0.0) == pytest.approx(NLL_F + 2.0 * npo(0.5))
     assert loss("meow_npo", gamma=0.0) == pytest.approx(loss("meow_retain"))
     assert METHODS.get("meow_npo").reference_groups == ("forget",)
+
+
+def test_meow_secret_puts_the_npo_term_on_the_secret_group_only():
+    # The secret group's summed NLLs are IDK's here: [1.5, 0.5] under the model, [2.5, 1.0] under the reference.
+    npo = sum(-(2 / 0.1) * logsig(-0.1 * (-f + r)) for f, r in [(1.5, 2.5), (0.5, 1.0)]) / 2
+    assert loss("meow_secret") == pytest.approx(NLL_F + NLL_R + 0.25 * npo)
+    assert loss("meow_secret", gamma=0.0) == pytest.approx(loss("meow_retain"))
+    assert METHODS.get("meow_secret").reference_groups == ("secret",)
 
 
 def test_grad_ascent():
@@ -141,11 +150,12 @@ def test_simnpo():
 
 
 def test_npo_pushes_the_forget_likelihood_down_and_simnpo_and_meow_npo_too():
-    for name in ("npo", "simnpo", "meow_npo"):
-        nll = FORGET.nll.clone().requires_grad_(True)
-        x = LossInputs({**INPUTS.groups, "forget": GroupStats(nll, FORGET.tokens, FORGET.weight, FORGET.ref_nll)}, INPUTS.scope)
+    for name, group in [("npo", "forget"), ("simnpo", "forget"), ("meow_npo", "forget"), ("meow_secret", "secret")]:
+        g = INPUTS.groups[group]
+        nll = g.nll.clone().requires_grad_(True)
+        x = LossInputs({**INPUTS.groups, group: GroupStats(nll, g.tokens, g.weight, g.ref_nll)}, INPUTS.scope)
         METHODS.get(name).loss(x, METHODS.get(name).args()).backward()
-        assert (nll.grad < 0).all(), name  # descending the loss raises the forget NLL
+        assert (nll.grad < 0).all(), name  # descending the loss raises the forget (secret) NLL
 
 
 def test_sequence_weights_count_duplicates():

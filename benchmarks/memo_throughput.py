@@ -80,6 +80,9 @@ def main() -> None:
     # One thread per process, the rule on this machine (2 threads on 2 shared cores thrash); the stage
     # runs `actors` one-thread engines, so its speedup includes using `actors` cores.
     parser.add_argument("--serial-threads", type=int, default=1, help="torch threads of the serial loop")
+    # The same windows on all three sides; above the reference's 5 it makes a many-fact comparison
+    # affordable on CPUs (fewer windows per answer, each as long a generation).
+    parser.add_argument("--stride", type=int, default=5, help="window stride in characters")
     args = parser.parse_args()
 
     from meow.cluster import ray_session
@@ -92,18 +95,18 @@ def main() -> None:
 
     facts = fixed_facts([int(i) for i in args.facts.split(",")])
     inverted = [CandidateRecord(**f, rejected={}, short=False, attempts=1, provenance={}) for f in facts]
-    n_windows = sum(len(windows(f["question"], a)) for f in facts for a in [f["answer"], *f["candidates"]])
-    print(f"{len(facts)} facts x {1 + CANDIDATES} answers = {n_windows} windows, model {args.model}", flush=True)
+    n_windows = sum(len(windows(f["question"], a, stride=args.stride)) for f in facts for a in [f["answer"], *f["candidates"]])
+    print(f"{len(facts)} facts x {1 + CANDIDATES} answers = {n_windows} windows (stride {args.stride}), model {args.model}", flush=True)
 
     # The machine may be shared: the load average over each phase goes into the table.
     started, load = time.time(), os.getloadavg()[0]
     reference = ReferenceGenerator(resolve_model(args.model), threads=args.serial_threads)
-    serial = reference_scores(facts, reference)
+    serial = reference_scores(facts, reference, stride=args.stride)
     serial_s, serial_load = time.time() - started, (load + os.getloadavg()[0]) / 2
     serial_tokens = reference.tokens
     del reference
 
-    config = MemoConfig(actors=args.actors, batch_size=args.batch_size)
+    config = MemoConfig(actors=args.actors, batch_size=args.batch_size, stride=args.stride)
     with ray_session(num_cpus=args.actors):
         started, load = time.time(), os.getloadavg()[0]
         exact, exact_stats = score_facts(inverted, args.model, config)
@@ -135,6 +138,7 @@ def main() -> None:
             {
                 "facts": len(facts),
                 "windows": n_windows,
+                "stride": args.stride,
                 "model": args.model,
                 "actors": args.actors,
                 "serial_threads": args.serial_threads,

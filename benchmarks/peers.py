@@ -61,7 +61,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 # This script's directory is on sys.path when it runs.
 from tofu_methods import fmt  # noqa: E402
-from train_throughput import _parameters, forget_source, rates  # noqa: E402
+from train_throughput import forget_source, parameter_count, rates  # noqa: E402
 
 PARTS = ("train", "eval")
 # open-unlearning's TOFU settings: per-device train batch (sequences), evaluation batch for
@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     load.append(os.getloadavg()[0])
 
     if "train" in parts:
-        parameters = _parameters(model_dir)
+        parameters = parameter_count(model_dir)
         peer = rates(peer_history, parameters)
         ours = rates(meow_history, parameters, config.workers)
         result["meow_vs_peer_train_speedup"] = round(ours["tokens_per_s"] / peer["tokens_per_s"], 3)

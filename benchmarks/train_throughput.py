@@ -153,7 +153,7 @@ def main() -> None:
     source = forget_source(tokenizer, 200)
     # Enough epochs for `steps` full steps of 32 facts.
     config = TrainConfig(epochs=args.steps * 32 / 40, checkpoint_every=0)
-    parameters = _parameters(model_dir)
+    parameters = parameter_count(model_dir)
     results: dict[str, dict] = {}
 
     plan = plan_training(source, config, 1)
@@ -213,7 +213,7 @@ def main() -> None:
     print(json.dumps(summary))
 
 
-def _parameters(model_dir: Path) -> int:
+def parameter_count(model_dir: Path) -> int:
     """Parameters of the checkpoint (tied embeddings counted once: they are stored once)."""
     from math import prod
 

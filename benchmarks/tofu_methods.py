@@ -101,7 +101,7 @@ def fmt(value: float | None, digits: int | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="pipelines/default.yaml", help="base pipeline spec (the default run)")
-    parser.add_argument("--methods", default=",".join(("meow",) + BASELINES), help="comma-separated method names")
+    parser.add_argument("--methods", default=",".join(("meow", "meow_secret") + BASELINES), help="comma-separated method names")
     parser.add_argument("--runs", default="runs/tofu-methods", help="directory of the per-method runs")
     parser.add_argument("--forget", help="forget set (TOFU split or file), overriding the spec")
     parser.add_argument("--force", action="store_true", help="recompute finished stages")

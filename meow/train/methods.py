@@ -253,7 +253,13 @@ MEOW_NPO = Method(
 )
 
 
-def meow_secret_loss(x: LossInputs, args: MeowNPOArgs) -> torch.Tensor:
+class MeowSecretArgs(MeowNPOArgs):
+    # The secret is a few tokens per answer, not the whole answer: a gamma 4x meow_npo's gives its
+    # NPO term a gradient of about the MEOW term's size (docs/results.md: the trials).
+    gamma: float = Field(1.0, ge=0)
+
+
+def meow_secret_loss(x: LossInputs, args: MeowSecretArgs) -> torch.Tensor:
     """`meow_npo` with the NPO term on the fact-bearing words of the original answer only: a
     paraphrase of the fact keeps those words and changes the rest, so lowering them, and not the
     answer's wording, is what forgetting the fact means; the wording stays for utility."""
@@ -266,7 +272,7 @@ MEOW_SECRET = Method(
     "paper): NLL(inverted) + gamma * NPO(secret spans) + alpha * NLL(retain)",
     groups=("inverted", "secret", "retain"),
     loss=meow_secret_loss,
-    args=MeowNPOArgs,
+    args=MeowSecretArgs,
     reference_groups=("secret",),
 )
 

@@ -101,7 +101,8 @@ def test_meow_npo_adds_a_weighted_npo_term_to_meow_retain():
 def test_meow_secret_puts_the_npo_term_on_the_secret_group_only():
     # The secret group's summed NLLs are IDK's here: [1.5, 0.5] under the model, [2.5, 1.0] under the reference.
     npo = sum(-(2 / 0.1) * logsig(-0.1 * (-f + r)) for f, r in [(1.5, 2.5), (0.5, 1.0)]) / 2
-    assert loss("meow_secret") == pytest.approx(NLL_F + NLL_R + 0.25 * npo)
+    assert loss("meow_secret") == pytest.approx(NLL_F + NLL_R + 1.0 * npo)
+    assert loss("meow_secret", gamma=0.25, alpha=2.0) == pytest.approx(NLL_F + 2.0 * NLL_R + 0.25 * npo)
     assert loss("meow_secret", gamma=0.0) == pytest.approx(loss("meow_retain"))
     assert METHODS.get("meow_secret").reference_groups == ("secret",)
 

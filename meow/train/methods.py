@@ -37,8 +37,6 @@ from meow.train.losses import (
 if TYPE_CHECKING:
     import torch
 
-GROUPS = ("inverted", "forget", "secret", "idk", "retain")
-
 
 class NoArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -210,7 +208,8 @@ IDK_DPO = Method(
 
 
 def npo_term(x: LossInputs, beta: float, group: str = "forget") -> torch.Tensor:
-    """Negative preference on the forget answers: -(2/β) mean log σ(-β(logπθ - logπref)(y_f))."""
+    """Negative preference on `group`'s answers (the forget answers by default):
+    -(2/β) mean log σ(-β(logπθ - logπref)(y_f))."""
     return sequence_mean(x, group, preference_term(-log_ratio(x, group), beta))
 
 
